@@ -1,0 +1,37 @@
+"""Installs hf_mim from src/ (``pip install -e .[dev]``).
+
+torch is listed as a plain range on purpose: install scripts put the wanted torch build in place first
+(a CPU wheel on CPU machines, the machine's own CUDA build on GPU machines), and pip then keeps it.
+"""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="hf_mim",
+    version="0.1.0",
+    description="Masked image modeling pretraining (MaskFeat, SimMIM, HPM) as transformers models",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    package_dir={"": "src"},
+    packages=find_packages("src"),
+    package_data={"hf_mim": ["metrics/*/*.py", "py.typed"]},
+    python_requires=">=3.10",
+    install_requires=[
+        "torch>=2.1",
+        "transformers>=5.0",
+        "datasets>=3.0",
+        "accelerate>=1.0",
+        "safetensors>=0.4",
+        "huggingface_hub>=1.0",
+        "evaluate>=0.4",
+        "numpy>=1.24",
+        "pillow>=10.0",
+        "tqdm>=4.66",
+    ],
+    extras_require={
+        "dev": ["pytest>=8", "ruff>=0.6", "scikit-image>=0.22", "scipy>=1.10", "tensorboard>=2.14"],
+    },
+)

@@ -1,0 +1,29 @@
+"""hf_mim: masked image modeling pretraining (MaskFeat, SimMIM, HPM) as transformers models.
+
+Importing the package registers every method's config, models and image processor with transformers' Auto
+classes, so ``AutoModelForPreTraining.from_pretrained(...)`` works on hf_mim checkpoints.
+"""
+
+from .image_processing import MaskedImageProcessor
+from .masking import BlockwiseMaskGenerator, RandomMaskGenerator, SimMIMMaskGenerator, build_mask_generator
+from .registry import get_model_spec, list_models, register_auto_classes
+from .targets import HOGFeatures, normalize_patches, patchify, unpatchify
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BlockwiseMaskGenerator",
+    "HOGFeatures",
+    "MaskedImageProcessor",
+    "RandomMaskGenerator",
+    "SimMIMMaskGenerator",
+    "build_mask_generator",
+    "get_model_spec",
+    "list_models",
+    "normalize_patches",
+    "patchify",
+    "register_auto_classes",
+    "unpatchify",
+]
+
+register_auto_classes()

@@ -1,0 +1,332 @@
+"""The base image processor of hf_mim: augmentation, normalisation, masks and (optionally) HOG targets."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
+
+from .masking import MASK_GENERATORS, MaskGenerator, build_mask_generator
+from .targets import HOGFeatures
+
+__all__ = ["MaskedImageProcessor", "IMAGENET_MEAN", "IMAGENET_STD"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_RESAMPLE = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3, "box": 4, "hamming": 5}
+
+
+def _pair(name: str, value: Any, lower: float = 0.0) -> tuple[float, float]:
+    if not (isinstance(value, list | tuple) and len(value) == 2) or not all(
+        isinstance(v, int | float) and v > lower for v in value
+    ):
+        raise ValueError(f"`{name}` must be a (min, max) pair of numbers > {lower}, got {value!r}.")
+    if value[0] > value[1]:
+        raise ValueError(f"`{name}` must be ordered (min, max), got {value!r}.")
+    return float(value[0]), float(value[1])
+
+
+def to_rgb_image(image: Any) -> PIL.Image.Image:
+    """Turns a PIL image, an ``(H, W[, C])`` / ``(C, H, W)`` array or tensor into an RGB PIL image.
+
+    Grayscale, palette and RGBA inputs become RGB; float arrays are taken to be in ``[0, 1]``.
+    """
+    if isinstance(image, PIL.Image.Image):
+        return image if image.mode == "RGB" else image.convert("RGB")
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().numpy()
+    if not isinstance(image, np.ndarray):
+        raise ValueError(
+            f"`images` must be PIL images, numpy arrays or torch tensors (or lists of them), got {type(image).__name__}."
+        )
+    if image.ndim == 3 and image.shape[0] in (1, 3, 4) and image.shape[-1] not in (1, 3, 4):
+        image = np.moveaxis(image, 0, -1)  # channels-first -> channels-last
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] not in (3, 4)):
+        raise ValueError(
+            f"Each image array must be (H, W), (H, W, C) or (C, H, W) with C in {{1, 3, 4}}, got shape {image.shape}."
+        )
+    if image.dtype != np.uint8:
+        scale = 255.0 if np.issubdtype(image.dtype, np.floating) else 1.0
+        image = np.clip(np.asarray(image, dtype=np.float64) * scale, 0, 255).round().astype(np.uint8)
+    return PIL.Image.fromarray(image).convert("RGB")
+
+
+class MaskedImageProcessor(BaseImageProcessor):
+    r"""Prepares images for masked image modeling.
+
+    Turns PIL images / arrays (or lists of them) into a :class:`~transformers.BatchFeature` with
+
+    - ``pixel_values``: float32 ``[B, 3, image_size, image_size]``, normalised;
+    - ``bool_masked_pos``: bool ``[B, num_patches]`` (row-major over the patch grid) when ``mask_type`` is set;
+    - ``hog_targets``: float32 ``[B, num_patches, 3 * nbins * (patch_size / cell_size)^2]`` when asked.
+
+    Training augmentation is random-resized-crop + horizontal flip; evaluation preprocessing resizes the shorter
+    side to ``image_size / crop_pct`` and center-crops. All randomness (crops, flips, masks) is drawn from torch's
+    global generator, so ``torch.manual_seed``, DataLoader worker seeding and accelerate's RNG checkpoints make it
+    reproducible; pass ``seed=`` to a call to fix one call's draws.
+
+    Args:
+        image_size: Output side in pixels.
+        patch_size: The model's patch side (defines the mask grid and HOG patches).
+        do_augment: Default for the ``augment`` call argument (training augmentation vs evaluation preprocessing).
+        crop_scale: Random-resized-crop area range, as fractions of the image.
+        crop_ratio: Random-resized-crop aspect-ratio range.
+        flip_prob: Horizontal-flip probability during augmentation.
+        crop_pct: Evaluation center-crop fraction.
+        resample: PIL resampling filter name (``"bicubic"``, ``"bilinear"``, ...).
+        do_normalize: Whether to normalise with ``image_mean`` / ``image_std``.
+        image_mean: Per-channel mean.
+        image_std: Per-channel std.
+        mask_type: ``"random"``, ``"simmim"``, ``"blockwise"`` or ``None`` (no mask).
+        mask_kwargs: Mask generator arguments other than the grid, which is derived from image and patch size.
+        return_hog_targets: Default for the ``return_hog_targets`` call argument.
+        hog_nbins: HOG orientation bins.
+        hog_cell_size: HOG cell side in pixels.
+        hog_gaussian_window: HOG Gaussian window (0 = off).
+    """
+
+    model_input_names = ["pixel_values", "bool_masked_pos"]
+
+    def __init__(
+        self,
+        image_size: int = 224,
+        patch_size: int = 16,
+        do_augment: bool = True,
+        crop_scale: Sequence[float] = (0.08, 1.0),
+        crop_ratio: Sequence[float] = (3 / 4, 4 / 3),
+        flip_prob: float = 0.5,
+        crop_pct: float = 0.875,
+        resample: str = "bicubic",
+        do_normalize: bool = True,
+        image_mean: Sequence[float] = IMAGENET_MEAN,
+        image_std: Sequence[float] = IMAGENET_STD,
+        mask_type: str | None = "random",
+        mask_kwargs: dict[str, Any] | None = None,
+        return_hog_targets: bool = False,
+        hog_nbins: int = 9,
+        hog_cell_size: int = 8,
+        hog_gaussian_window: int = 0,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        for name, value in (("image_size", image_size), ("patch_size", patch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        if image_size % patch_size:
+            raise ValueError(f"`image_size` ({image_size}) must be divisible by `patch_size` ({patch_size}).")
+        if resample not in _RESAMPLE:
+            raise ValueError(f"`resample` must be one of {sorted(_RESAMPLE)}, got {resample!r}.")
+        if mask_type is not None and mask_type not in MASK_GENERATORS:
+            raise ValueError(f"`mask_type` must be one of {sorted(MASK_GENERATORS)} or None, got {mask_type!r}.")
+        if not 0.0 <= flip_prob <= 1.0:
+            raise ValueError(f"`flip_prob` must be in [0, 1], got {flip_prob!r}.")
+        if not 0.0 < crop_pct <= 1.0:
+            raise ValueError(f"`crop_pct` must be in (0, 1], got {crop_pct!r}.")
+        for name, value in (("image_mean", image_mean), ("image_std", image_std)):
+            if len(value) != 3:
+                raise ValueError(f"`{name}` must have 3 values (RGB), got {value!r}.")
+        if any(s <= 0 for s in image_std):
+            raise ValueError(f"`image_std` must be positive, got {image_std!r}.")
+        self.image_size = image_size
+        self.patch_size = patch_size
+        self.do_augment = bool(do_augment)
+        self.crop_scale = list(_pair("crop_scale", crop_scale))
+        self.crop_ratio = list(_pair("crop_ratio", crop_ratio))
+        self.flip_prob = float(flip_prob)
+        self.crop_pct = float(crop_pct)
+        self.resample = resample
+        self.do_normalize = bool(do_normalize)
+        self.image_mean = [float(v) for v in image_mean]
+        self.image_std = [float(v) for v in image_std]
+        self.mask_type = mask_type
+        self.mask_kwargs = dict(mask_kwargs or {})
+        self.return_hog_targets = bool(return_hog_targets)
+        self.hog_nbins = hog_nbins
+        self.hog_cell_size = hog_cell_size
+        self.hog_gaussian_window = hog_gaussian_window
+        self._hog = HOGFeatures(hog_nbins, hog_cell_size, hog_gaussian_window)
+        if self.return_hog_targets and patch_size % hog_cell_size:
+            raise ValueError(f"`patch_size` ({patch_size}) must be a multiple of `hog_cell_size` ({hog_cell_size}).")
+        # fail now, not at the first batch, if the mask arguments do not fit the grid
+        self.mask_generator(rng=0)
+
+    # ------------------------------------------------------------------ config
+
+    @property
+    def grid_size(self) -> int:
+        return self.image_size // self.patch_size
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid_size**2
+
+    def to_dict(self) -> dict[str, Any]:
+        output = super().to_dict()
+        return {k: v for k, v in output.items() if not k.startswith("_")}
+
+    def mask_generator(self, rng: np.random.Generator | int | None = None) -> MaskGenerator | None:
+        """The configured mask generator over this processor's patch grid (``None`` when ``mask_type`` is None)."""
+        if self.mask_type is None:
+            return None
+        kwargs = dict(self.mask_kwargs)
+        if self.mask_type == "random":
+            kwargs["num_patches"] = self.num_patches
+        elif self.mask_type == "blockwise":
+            kwargs["input_size"] = self.grid_size
+            if "mask_ratio" in kwargs:  # convenience: a ratio instead of a patch count
+                kwargs["num_masking_patches"] = int(round(kwargs.pop("mask_ratio") * self.num_patches))
+        elif self.mask_type == "simmim":
+            kwargs["input_size"] = self.image_size
+            kwargs["model_patch_size"] = self.patch_size
+        return build_mask_generator(self.mask_type, rng=rng, **kwargs)
+
+    # ------------------------------------------------------------ transforms
+
+    def _random_resized_crop_box(self, width: int, height: int, rng: np.random.Generator) -> tuple[int, ...]:
+        """torchvision's RandomResizedCrop box ``(left, top, right, bottom)``: 10 tries, then a center crop."""
+        area = width * height
+        log_ratio = (math.log(self.crop_ratio[0]), math.log(self.crop_ratio[1]))
+        for _ in range(10):
+            target_area = area * rng.uniform(*self.crop_scale)
+            aspect = math.exp(rng.uniform(*log_ratio))
+            w = int(round(math.sqrt(target_area * aspect)))
+            h = int(round(math.sqrt(target_area / aspect)))
+            if 0 < w <= width and 0 < h <= height:
+                top = int(rng.integers(0, height - h + 1))
+                left = int(rng.integers(0, width - w + 1))
+                return left, top, left + w, top + h
+        in_ratio = width / height
+        if in_ratio < self.crop_ratio[0]:
+            w, h = width, int(round(width / self.crop_ratio[0]))
+        elif in_ratio > self.crop_ratio[1]:
+            w, h = int(round(height * self.crop_ratio[1])), height
+        else:
+            w, h = width, height
+        top, left = (height - h) // 2, (width - w) // 2
+        return left, top, left + w, top + h
+
+    def _center_crop_box(self, width: int, height: int) -> tuple[int, ...]:
+        """Box that, resized to ``image_size``, equals resizing the short side to ``image_size / crop_pct`` and
+        center-cropping ``image_size``."""
+        short = min(width, height)
+        side = short * self.crop_pct
+        left, top = (width - side) / 2, (height - side) / 2
+        return left, top, left + side, top + side
+
+    def transform_image(self, image: Any, augment: bool, rng: np.random.Generator) -> np.ndarray:
+        """One image to a normalised float32 ``[3, image_size, image_size]`` array."""
+        image = to_rgb_image(image)
+        width, height = image.size
+        if width < 1 or height < 1:
+            raise ValueError(f"Got an empty image of size {width}x{height}.")
+        if augment:
+            box = self._random_resized_crop_box(width, height, rng)
+        else:
+            box = self._center_crop_box(width, height)
+        size = (self.image_size, self.image_size)
+        image = image.resize(size, resample=_RESAMPLE[self.resample], box=box)
+        if augment and rng.random() < self.flip_prob:
+            image = image.transpose(PIL.Image.Transpose.FLIP_LEFT_RIGHT)
+        array = np.asarray(image, dtype=np.float32) * (1.0 / 255.0)
+        if self.do_normalize:
+            array = (array - np.asarray(self.image_mean, np.float32)) / np.asarray(self.image_std, np.float32)
+        return np.ascontiguousarray(array.transpose(2, 0, 1))
+
+    # ---------------------------------------------------------------- calls
+
+    def preprocess(
+        self,
+        images: Any,
+        augment: bool | None = None,
+        return_hog_targets: bool | None = None,
+        return_mask: bool = True,
+        seed: int | None = None,
+        return_tensors: str | None = "pt",
+        **kwargs: Any,
+    ) -> BatchFeature:
+        """Processes one image or a list of images.
+
+        Args:
+            images: A PIL image / array / tensor, or a list of them.
+            augment: Training augmentation (default: ``do_augment``) or deterministic evaluation preprocessing.
+            return_hog_targets: Also compute ``hog_targets`` (default: the config's value).
+            return_mask: Include ``bool_masked_pos`` when a ``mask_type`` is configured.
+            seed: Fixes this call's random draws; by default they come from torch's global generator.
+            return_tensors: Only ``"pt"`` (or None, which also gives torch tensors) is supported.
+
+        Returns:
+            BatchFeature with ``pixel_values`` and, as configured, ``bool_masked_pos`` and ``hog_targets``.
+        """
+        if kwargs:
+            raise ValueError(
+                f"Unexpected arguments {sorted(kwargs)}; allowed: augment, return_hog_targets, "
+                "return_mask, seed, return_tensors."
+            )
+        if return_tensors not in (None, "pt"):
+            raise ValueError(f"`return_tensors` must be 'pt' or None, got {return_tensors!r}.")
+        if isinstance(images, PIL.Image.Image | np.ndarray | torch.Tensor) and not (
+            isinstance(images, np.ndarray | torch.Tensor) and images.ndim == 4
+        ):
+            images = [images]
+        if isinstance(images, np.ndarray | torch.Tensor):
+            images = list(images)
+        if not isinstance(images, list | tuple) or len(images) == 0:
+            raise ValueError("`images` must be an image or a non-empty list of images.")
+        augment = self.do_augment if augment is None else augment
+        return_hog_targets = self.return_hog_targets if return_hog_targets is None else return_hog_targets
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, (1,)).item())
+        rng = np.random.default_rng(seed)
+
+        pixel_values = torch.from_numpy(np.stack([self.transform_image(img, augment, rng) for img in images]))
+        data: dict[str, torch.Tensor] = {"pixel_values": pixel_values}
+        generator = self.mask_generator(rng) if return_mask else None
+        if generator is not None:
+            data["bool_masked_pos"] = torch.from_numpy(generator.generate(len(images)))
+        if return_hog_targets:
+            if self.patch_size % self.hog_cell_size:
+                raise ValueError(
+                    f"HOG targets need `patch_size` ({self.patch_size}) to be a multiple of `hog_cell_size` "
+                    f"({self.hog_cell_size})."
+                )
+            data["hog_targets"] = self._hog.patch_targets(pixel_values, self.patch_size)
+        return BatchFeature(data=data)
+
+    def as_transform(
+        self,
+        image_column: str = "image",
+        label_column: str | None = None,
+        augment: bool | None = None,
+        return_hog_targets: bool | None = None,
+    ) -> Callable[[dict[str, list]], dict[str, Any]]:
+        """A ``datasets`` transform: ``ds.with_transform(processor.as_transform())``.
+
+        Args:
+            image_column: Column holding the images.
+            label_column: Optional column copied to ``labels`` (for classification fine-tuning).
+            augment: See :meth:`preprocess`.
+            return_hog_targets: See :meth:`preprocess`.
+
+        Returns:
+            A function mapping a batch dict to ``pixel_values`` / ``bool_masked_pos`` / ``hog_targets`` /
+            ``labels`` (other columns are dropped), which a torch ``DataLoader`` collates as is.
+        """
+
+        def transform(batch: dict[str, list]) -> dict[str, Any]:
+            if image_column not in batch:
+                raise ValueError(f"`image_column` {image_column!r} is not in the batch; columns: {sorted(batch)}.")
+            out = dict(self.preprocess(batch[image_column], augment=augment, return_hog_targets=return_hog_targets))
+            if label_column is not None:
+                if label_column not in batch:
+                    raise ValueError(f"`label_column` {label_column!r} is not in the batch; columns: {sorted(batch)}.")
+                out["labels"] = torch.as_tensor(batch[label_column])
+            return out
+
+        return transform

@@ -1,0 +1,149 @@
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from transformers import AutoImageProcessor
+
+from hf_mim import MaskedImageProcessor
+
+
+def test_outputs_shapes_dtypes_and_counts(photos):
+    processor = MaskedImageProcessor(
+        image_size=64, patch_size=16, mask_type="random", mask_kwargs={"mask_ratio": 0.75}
+    )
+    out = processor(list(photos.values()), return_hog_targets=True)
+    assert out["pixel_values"].shape == (3, 3, 64, 64) and out["pixel_values"].dtype == torch.float32
+    assert out["bool_masked_pos"].shape == (3, 16) and out["bool_masked_pos"].dtype == torch.bool
+    assert (out["bool_masked_pos"].sum(1) == 16 - int(16 * 0.25)).all()
+    assert out["hog_targets"].shape == (3, 16, 108) and out["hog_targets"].dtype == torch.float32
+
+
+def test_eval_preprocessing_is_deterministic_and_normalised(photos):
+    processor = MaskedImageProcessor(image_size=32, patch_size=8, mask_type=None)
+    a = processor(photos["chelsea"], augment=False)["pixel_values"]
+    b = processor(photos["chelsea"], augment=False)["pixel_values"]
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert "bool_masked_pos" not in processor(photos["chelsea"])
+    # resize-shorter-side + center crop, then ImageNet normalisation, computed independently with PIL
+    image = PIL.Image.fromarray(photos["chelsea"])
+    w, h = image.size
+    side = min(w, h) * 0.875
+    box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
+    ref = np.asarray(image.resize((32, 32), PIL.Image.BICUBIC, box=box), np.float32) / 255.0
+    ref = (ref - np.array([0.485, 0.456, 0.406], np.float32)) / np.array([0.229, 0.224, 0.225], np.float32)
+    np.testing.assert_allclose(a[0].numpy(), ref.transpose(2, 0, 1), atol=1e-5)
+
+
+def test_augmentation_is_random_but_seedable(photos):
+    processor = MaskedImageProcessor(
+        image_size=32,
+        patch_size=8,
+        mask_type="blockwise",
+        mask_kwargs={"num_masking_patches": 6, "min_num_patches": 2},
+    )
+    a = processor([photos["coffee"]] * 4, seed=3)
+    b = processor([photos["coffee"]] * 4, seed=3)
+    torch.testing.assert_close(a["pixel_values"], b["pixel_values"])
+    assert torch.equal(a["bool_masked_pos"], b["bool_masked_pos"])
+    assert not torch.equal(a["pixel_values"][0], a["pixel_values"][1])  # crops differ within a batch
+    torch.manual_seed(0)
+    c = processor([photos["coffee"]] * 2)
+    torch.manual_seed(0)
+    d = processor([photos["coffee"]] * 2)
+    torch.testing.assert_close(c["pixel_values"], d["pixel_values"])
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        PIL.Image.new("L", (40, 30), 128),
+        PIL.Image.new("P", (40, 30)),
+        PIL.Image.new("RGBA", (40, 30), (10, 20, 30, 40)),
+        np.zeros((30, 40), np.uint8),
+        np.zeros((30, 40, 4), np.uint8),
+        np.zeros((3, 30, 40), np.float32),
+        torch.rand(3, 30, 40),
+        PIL.Image.new("RGB", (5, 7)),  # smaller than the crop: resized up
+    ],
+)
+def test_input_kinds_become_rgb(image):
+    processor = MaskedImageProcessor(image_size=32, patch_size=8)
+    for augment in (True, False):
+        assert processor(image, augment=augment)["pixel_values"].shape == (1, 3, 32, 32)
+
+
+def test_bad_inputs_raise_clear_errors():
+    processor = MaskedImageProcessor(image_size=32, patch_size=8)
+    with pytest.raises(ValueError, match="non-empty"):
+        processor([])
+    with pytest.raises(ValueError, match="shape"):
+        processor(np.zeros((2, 2, 2, 2, 2)))
+    with pytest.raises(ValueError, match="images"):
+        processor(["not an image"])
+    with pytest.raises(ValueError, match="mask_type"):
+        MaskedImageProcessor(mask_type="checkerboard")
+    with pytest.raises(ValueError, match="image_size"):
+        MaskedImageProcessor(image_size=30, patch_size=8)
+    with pytest.raises(ValueError, match="resample"):
+        MaskedImageProcessor(resample="cubic")
+    with pytest.raises(ValueError, match="num_masking_patches"):
+        MaskedImageProcessor(
+            image_size=32, patch_size=8, mask_type="blockwise", mask_kwargs={"num_masking_patches": 99}
+        )
+    with pytest.raises(ValueError, match="crop_scale"):
+        MaskedImageProcessor(crop_scale=(1.0, 0.5))
+
+
+def test_save_load_roundtrip(tmp_path, photos):
+    processor = MaskedImageProcessor(
+        image_size=48,
+        patch_size=16,
+        crop_scale=(0.3, 0.9),
+        flip_prob=0.0,
+        mask_type="simmim",
+        mask_kwargs={"mask_patch_size": 16, "mask_ratio": 0.5},
+        return_hog_targets=True,
+        hog_gaussian_window=16,
+    )
+    processor.save_pretrained(tmp_path)
+    for loaded in (MaskedImageProcessor.from_pretrained(tmp_path), AutoImageProcessor.from_pretrained(tmp_path)):
+        assert type(loaded) is MaskedImageProcessor
+        assert loaded.to_dict() == processor.to_dict()
+        a, b = processor(photos["astronaut"], seed=1), loaded(photos["astronaut"], seed=1)
+        for key in ("pixel_values", "bool_masked_pos", "hog_targets"):
+            assert torch.equal(a[key], b[key])
+
+
+def test_datasets_pipeline_on_cifar10(cifar10_rows):
+    from torch.utils.data import DataLoader
+
+    ds = cifar10_rows.select(range(256))
+    processor = MaskedImageProcessor(
+        image_size=32,
+        patch_size=4,
+        crop_scale=(0.5, 1.0),
+        mask_type="blockwise",
+        mask_kwargs={"mask_ratio": 0.4, "min_num_patches": 4},
+    )
+    ds = ds.with_transform(processor.as_transform(label_column="label", return_hog_targets=False))
+    loader = DataLoader(ds, batch_size=64, num_workers=2, shuffle=True)
+    batches = list(loader)
+    assert len(batches) == 4
+    for batch in batches:
+        assert set(batch) == {"pixel_values", "bool_masked_pos", "labels"}
+        assert batch["pixel_values"].shape == (64, 3, 32, 32) and batch["pixel_values"].dtype == torch.float32
+        assert batch["bool_masked_pos"].shape == (64, 64) and batch["bool_masked_pos"].dtype == torch.bool
+        assert (batch["bool_masked_pos"].sum(1) == round(0.4 * 64)).all()
+        assert batch["labels"].dtype == torch.int64 and batch["labels"].max() < 10
+    # the two workers draw different augmentations: no duplicated crops across the epoch
+    pixels = torch.cat([b["pixel_values"] for b in batches]).flatten(1)
+    assert torch.unique(pixels, dim=0).shape[0] == 256
+    # real images: normalised statistics in a sane range
+    assert -1.0 < pixels.mean() < 1.0 and 0.5 < pixels.std() < 1.5
+
+
+def test_as_transform_errors(cifar10_rows):
+    processor = MaskedImageProcessor(image_size=32, patch_size=4)
+    ds = cifar10_rows.select(range(4)).with_transform(processor.as_transform(image_column="img"))
+    with pytest.raises(ValueError, match="image_column"):
+        ds[0]
