@@ -6,6 +6,13 @@ classes, so ``AutoModelForPreTraining.from_pretrained(...)`` works on hf_mim che
 
 from .image_processing import MaskedImageProcessor
 from .masking import BlockwiseMaskGenerator, RandomMaskGenerator, SimMIMMaskGenerator, build_mask_generator
+from .models.maskfeat import (
+    MaskFeatConfig,
+    MaskFeatForImageClassification,
+    MaskFeatForPreTraining,
+    MaskFeatImageProcessor,
+    MaskFeatModel,
+)
 from .registry import get_model_spec, list_models, register_auto_classes
 from .targets import HOGFeatures, normalize_patches, patchify, unpatchify
 
@@ -14,6 +21,11 @@ __version__ = "0.1.0"
 __all__ = [
     "BlockwiseMaskGenerator",
     "HOGFeatures",
+    "MaskFeatConfig",
+    "MaskFeatForImageClassification",
+    "MaskFeatForPreTraining",
+    "MaskFeatImageProcessor",
+    "MaskFeatModel",
     "MaskedImageProcessor",
     "RandomMaskGenerator",
     "SimMIMMaskGenerator",

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from transformers import (
     AutoConfig,
     AutoImageProcessor,
@@ -58,8 +59,26 @@ def _collect() -> None:
         MODELS[spec.name] = spec
 
 
+def _random_mask(config, batch_size: int, generator: torch.Generator) -> dict:
+    num_patches = (config.image_size // config.patch_size) ** 2
+    return {"bool_masked_pos": torch.rand(batch_size, num_patches, generator=generator) < 0.5}
+
+
 def _specs() -> list[ModelSpec]:
-    return []
+    from .models import maskfeat
+
+    return [
+        ModelSpec(
+            name="maskfeat",
+            config_class=maskfeat.MaskFeatConfig,
+            model_class=maskfeat.MaskFeatModel,
+            pretraining_class=maskfeat.MaskFeatForPreTraining,
+            classification_class=maskfeat.MaskFeatForImageClassification,
+            image_processor_class=maskfeat.MaskFeatImageProcessor,
+            tiny_config=lambda **kw: maskfeat.MaskFeatConfig.from_preset("test", **kw),
+            pretraining_inputs=_random_mask,
+        ),
+    ]
 
 
 def list_models() -> list[str]:

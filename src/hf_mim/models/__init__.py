@@ -1,0 +1,1 @@
+"""One thin package per method; they never import each other."""

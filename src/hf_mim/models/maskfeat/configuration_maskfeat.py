@@ -1,0 +1,106 @@
+"""MaskFeat configuration."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from transformers import PreTrainedConfig
+
+from ...modeling_utils import check_choice, check_vit_sizes
+
+# ViT sizes of the MaskFeat paper's image experiments (ViT-B/L) plus the usual smaller ViTs.
+MASKFEAT_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {"hidden_size": 192, "num_hidden_layers": 12, "num_attention_heads": 3, "intermediate_size": 768},
+    "small": {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6, "intermediate_size": 1536},
+    "base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072},
+    "large": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096},
+    # for tests and smoke runs: 32 px inputs, 16 patches of 8 px
+    "test": {
+        "image_size": 32,
+        "patch_size": 8,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+    },
+}
+
+
+class MaskFeatConfig(PreTrainedConfig):
+    r"""Configuration of MaskFeat (Wei et al., CVPR 2022): a ViT regressing the HOG features of masked patches.
+
+    The ViT hyper-parameters have transformers' ``ViTConfig`` meaning.
+
+    Args:
+        image_size: Input side in pixels.
+        patch_size: Patch side in pixels; a multiple of ``hog_cell_size``.
+        num_channels: Input channels.
+        hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, hidden_act: ViT sizes.
+        hidden_dropout_prob, attention_probs_dropout_prob: Dropout rates.
+        qkv_bias: Bias in the query/key/value projections.
+        layer_norm_eps: LayerNorm epsilon (1e-6 as in the official ViT).
+        drop_path_rate: Stochastic depth, rising linearly to this rate over the blocks.
+        initializer_range: Std of the truncated-normal initialisation (also of the ``[MASK]`` token).
+        hog_nbins, hog_cell_size, hog_gaussian_window: HOG target parameters.
+        target: ``"hog"`` (default) or ``"hog+pixel"`` (the paper's multi-task variant).
+        hog_loss_weight, pixel_loss_weight: Weights of the two terms of the multi-task loss.
+        norm_pix_loss: Per-patch normalised pixel targets for the pixel term (as MAE).
+        mask_ratio: Fraction of patches the default image processor masks block-wise (40% in the paper).
+        mask_min_num_patches: Smallest masking block, in patches.
+        pooling: Classification pooling, ``"mean"`` of patch tokens (default) or ``"cls"``.
+    """
+
+    model_type = "maskfeat"
+    presets: ClassVar[dict[str, dict[str, Any]]] = MASKFEAT_PRESETS
+
+    image_size: int = 224
+    patch_size: int = 16
+    num_channels: int = 3
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.0
+    attention_probs_dropout_prob: float = 0.0
+    qkv_bias: bool = True
+    layer_norm_eps: float = 1e-6
+    drop_path_rate: float = 0.0
+    initializer_range: float = 0.02
+    hog_nbins: int = 9
+    hog_cell_size: int = 8
+    hog_gaussian_window: int = 0
+    target: str = "hog"
+    hog_loss_weight: float = 1.0
+    pixel_loss_weight: float = 1.0
+    norm_pix_loss: bool = True
+    mask_ratio: float = 0.4
+    mask_min_num_patches: int = 15
+    pooling: str = "mean"
+
+    def __post_init__(self, **kwargs):
+        check_vit_sizes(self)
+        check_choice("target", self.target, ("hog", "hog+pixel"))
+        check_choice("pooling", self.pooling, ("mean", "cls"))
+        if self.hog_cell_size < 1 or self.patch_size % self.hog_cell_size:
+            raise ValueError(
+                f"`patch_size` ({self.patch_size}) must be a multiple of `hog_cell_size` ({self.hog_cell_size})."
+            )
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ValueError(f"`mask_ratio` must be in (0, 1), got {self.mask_ratio!r}.")
+        super().__post_init__(**kwargs)
+
+    @property
+    def num_patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+    @property
+    def hog_dim(self) -> int:
+        """Length of one patch's HOG target: ``C * nbins * (patch_size / cell_size)^2``."""
+        return self.num_channels * self.hog_nbins * (self.patch_size // self.hog_cell_size) ** 2
+
+    @classmethod
+    def from_preset(cls, name: str, **kwargs: Any) -> MaskFeatConfig:
+        """A named ViT size (``tiny``, ``small``, ``base``, ``large``, or ``test``), with overrides."""
+        check_choice("preset", name, sorted(cls.presets))
+        return cls(**{**cls.presets[name], **kwargs})

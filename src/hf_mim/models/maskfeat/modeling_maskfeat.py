@@ -1,0 +1,272 @@
+"""MaskFeat (Wei et al., "Masked Feature Prediction for Self-Supervised Visual Pre-Training", CVPR 2022).
+
+A ViT whose masked patch embeddings are replaced by a learnable ``[MASK]`` token regresses, with one linear
+head, the HOG features of the masked patches (L2 loss on masked patches only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
+from transformers.models.vit.modeling_vit import ViTEmbeddings
+from transformers.utils import ModelOutput
+
+from ...losses import masked_mse_loss
+from ...modeling_utils import MaskedViTEncoder, check_bool_masked_pos, pool_tokens
+from ...targets import HOGFeatures, normalize_patches, patchify
+from .configuration_maskfeat import MaskFeatConfig
+
+__all__ = [
+    "MaskFeatPreTrainedModel",
+    "MaskFeatModel",
+    "MaskFeatForPreTraining",
+    "MaskFeatForImageClassification",
+    "MaskFeatForPreTrainingOutput",
+]
+
+
+@dataclass
+class MaskFeatForPreTrainingOutput(ModelOutput):
+    """Outputs of :class:`MaskFeatForPreTraining`.
+
+    Attributes:
+        loss: Total loss (HOG term, plus the weighted pixel term for ``target="hog+pixel"``).
+        logits: ``[B, L, hog_dim]`` HOG predictions for all patches.
+        hog_targets: ``[B, L, hog_dim]`` the HOG targets used.
+        mask: ``[B, L]`` bool, the masked patches the loss was computed on.
+        hog_loss: The HOG term.
+        pixel_logits: ``[B, L, patch^2 * C]`` pixel predictions (multi-task only).
+        pixel_targets: ``[B, L, patch^2 * C]`` pixel targets (multi-task only).
+        pixel_loss: The pixel term (multi-task only).
+        hidden_states: Per-block hidden states when asked.
+    """
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    hog_targets: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+    hog_loss: torch.Tensor | None = None
+    pixel_logits: torch.Tensor | None = None
+    pixel_targets: torch.Tensor | None = None
+    pixel_loss: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+class MaskFeatPreTrainedModel(PreTrainedModel):
+    config_class = MaskFeatConfig
+    config: MaskFeatConfig
+    base_model_prefix = "maskfeat"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_attention_backend = True
+    _no_split_modules = ["ViTEmbeddings", "ViTBlock"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear | nn.Conv2d):
+            init.trunc_normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, ViTEmbeddings):
+            init.trunc_normal_(module.position_embeddings, mean=0.0, std=std)
+            init.trunc_normal_(module.cls_token, mean=0.0, std=std)
+            if module.mask_token is not None:
+                init.trunc_normal_(module.mask_token, mean=0.0, std=std)
+
+
+class MaskFeatModel(MaskFeatPreTrainedModel):
+    """The bare MaskFeat ViT encoder, for features and downstream use.
+
+    ``pooler_output`` is the mean of the patch tokens (or ``[CLS]``, per ``config.pooling``).
+    """
+
+    def __init__(self, config: MaskFeatConfig, use_mask_token: bool = True):
+        super().__init__(config)
+        self.encoder = MaskedViTEncoder(config, use_mask_token=use_mask_token)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.encoder.embeddings.patch_embeddings
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        bool_masked_pos: torch.Tensor | None = None,
+        interpolate_pos_encoding: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling | tuple:
+        """Encodes ``pixel_values [B, C, H, W]``; ``bool_masked_pos [B, L]`` optionally masks patches.
+
+        Returns:
+            ``last_hidden_state [B, 1 + L, D]`` (``[CLS]`` first), ``pooler_output [B, D]``, ``hidden_states``.
+        """
+        output_hidden_states = output_hidden_states or self.config.output_hidden_states
+        sequence, hidden_states = self.encoder(
+            pixel_values, bool_masked_pos, interpolate_pos_encoding, output_hidden_states=bool(output_hidden_states)
+        )
+        out = BaseModelOutputWithPooling(
+            last_hidden_state=sequence,
+            pooler_output=pool_tokens(sequence, self.config.pooling),
+            hidden_states=hidden_states,
+        )
+        return out if return_dict is not False else out.to_tuple()
+
+
+class MaskFeatForPreTraining(MaskFeatPreTrainedModel):
+    """MaskFeat pretraining: ViT with ``[MASK]`` token + linear head regressing HOG features of masked patches.
+
+    When ``hog_targets`` is not given, they are computed on the model's device, without gradients, from the same
+    normalised ``pixel_values`` the encoder sees.
+    """
+
+    def __init__(self, config: MaskFeatConfig):
+        super().__init__(config)
+        self.maskfeat = MaskFeatModel(config)
+        self.hog = HOGFeatures(config.hog_nbins, config.hog_cell_size, config.hog_gaussian_window)
+        self.head = nn.Linear(config.hidden_size, config.hog_dim)
+        self.pixel_head = (
+            nn.Linear(config.hidden_size, config.patch_size**2 * config.num_channels)
+            if config.target == "hog+pixel"
+            else None
+        )
+        self.post_init()
+
+    def forward_encoder(
+        self, pixel_values: torch.Tensor, bool_masked_pos: torch.Tensor, interpolate_pos_encoding, hidden: bool
+    ) -> tuple[torch.Tensor, tuple | None]:
+        """``[B, C, H, W]`` + mask ``[B, L]`` -> normalised tokens ``[B, 1 + L, D]``."""
+        return self.maskfeat.encoder(pixel_values, bool_masked_pos, interpolate_pos_encoding, hidden)
+
+    def forward_decoder(self, sequence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Linear heads on the patch tokens: HOG ``[B, L, hog_dim]`` (and pixels ``[B, L, p^2 C]``)."""
+        patches = sequence[:, 1:]  # [B, L, D], drop [CLS]
+        pixels = self.pixel_head(patches) if self.pixel_head is not None else None
+        return self.head(patches), pixels
+
+    @torch.no_grad()
+    def forward_targets(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """HOG targets ``[B, L, hog_dim]`` of the normalised input, in float32."""
+        return self.hog.patch_targets(pixel_values, self.config.patch_size)
+
+    def forward_loss(self, predictions: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean squared error over masked patches x target dims; 0 when nothing is masked."""
+        return masked_mse_loss(predictions, targets, mask)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        bool_masked_pos: torch.Tensor | None = None,
+        hog_targets: torch.Tensor | None = None,
+        interpolate_pos_encoding: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> MaskFeatForPreTrainingOutput | tuple:
+        """Pretraining step.
+
+        Args:
+            pixel_values: Normalised images ``[B, C, H, W]``.
+            bool_masked_pos: ``[B, L]`` torch.bool, True = masked (required).
+            hog_targets: Optional precomputed targets ``[B, L, hog_dim]`` (e.g. from the image processor).
+            interpolate_pos_encoding: See :class:`~hf_mim.modeling_utils.MaskedViTEncoder`.
+            output_hidden_states: Return per-block hidden states.
+            return_dict: Return a ``ModelOutput`` (default) or a tuple.
+
+        Returns:
+            :class:`MaskFeatForPreTrainingOutput`.
+        """
+        if bool_masked_pos is None:
+            raise ValueError(
+                "`bool_masked_pos` is required for MaskFeat pretraining: a [batch_size, num_patches] bool mask, "
+                "e.g. from MaskFeatImageProcessor."
+            )
+        batch = pixel_values.shape[0]
+        grid = (pixel_values.shape[-2] // self.config.patch_size) * (pixel_values.shape[-1] // self.config.patch_size)
+        mask = check_bool_masked_pos(bool_masked_pos, batch, grid)
+        sequence, hidden_states = self.forward_encoder(
+            pixel_values,
+            mask,
+            interpolate_pos_encoding,
+            bool(output_hidden_states or self.config.output_hidden_states),
+        )
+        logits, pixel_logits = self.forward_decoder(sequence)
+
+        if hog_targets is None:
+            hog_targets = self.forward_targets(pixel_values)
+        elif hog_targets.shape != logits.shape:
+            raise ValueError(f"`hog_targets` must have shape {tuple(logits.shape)}, got {tuple(hog_targets.shape)}.")
+        hog_loss = self.forward_loss(logits, hog_targets, mask)
+        loss = self.config.hog_loss_weight * hog_loss if pixel_logits is not None else hog_loss
+
+        pixel_targets = pixel_loss = None
+        if pixel_logits is not None:
+            pixel_targets = patchify(pixel_values.float(), self.config.patch_size)
+            if self.config.norm_pix_loss:
+                pixel_targets = normalize_patches(pixel_targets)
+            pixel_loss = self.forward_loss(pixel_logits, pixel_targets, mask)
+            loss = loss + self.config.pixel_loss_weight * pixel_loss
+
+        out = MaskFeatForPreTrainingOutput(
+            loss=loss,
+            logits=logits,
+            hog_targets=hog_targets,
+            mask=mask,
+            hog_loss=hog_loss,
+            pixel_logits=pixel_logits,
+            pixel_targets=pixel_targets,
+            pixel_loss=pixel_loss,
+            hidden_states=hidden_states,
+        )
+        return out if return_dict is not False else out.to_tuple()
+
+
+class MaskFeatForImageClassification(MaskFeatPreTrainedModel):
+    """MaskFeat encoder + linear classifier on mean-pooled patch tokens (or ``[CLS]``).
+
+    ``from_pretrained`` on a pretraining checkpoint loads the encoder and initialises only the classifier.
+    """
+
+    def __init__(self, config: MaskFeatConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.maskfeat = MaskFeatModel(config, use_mask_token=False)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        interpolate_pos_encoding: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> ImageClassifierOutput | tuple:
+        """Classifies ``pixel_values [B, C, H, W]``; ``labels [B]`` gives a cross-entropy ``loss``.
+
+        Returns:
+            ``ImageClassifierOutput`` with ``logits [B, num_labels]``.
+        """
+        outputs = self.maskfeat(
+            pixel_values,
+            interpolate_pos_encoding=interpolate_pos_encoding,
+            output_hidden_states=output_hidden_states,
+        )
+        logits = self.classifier(outputs.pooler_output)
+        loss = self.loss_function(labels, logits, self.config) if labels is not None else None
+        out = ImageClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        return out if return_dict is not False else out.to_tuple()
