@@ -13,6 +13,13 @@ from .models.maskfeat import (
     MaskFeatImageProcessor,
     MaskFeatModel,
 )
+from .models.simmim import (
+    SimMIMConfig,
+    SimMIMForImageClassification,
+    SimMIMForMaskedImageModeling,
+    SimMIMImageProcessor,
+    SimMIMModel,
+)
 from .registry import get_model_spec, list_models, register_auto_classes
 from .targets import HOGFeatures, normalize_patches, patchify, unpatchify
 
@@ -28,7 +35,12 @@ __all__ = [
     "MaskFeatModel",
     "MaskedImageProcessor",
     "RandomMaskGenerator",
+    "SimMIMConfig",
+    "SimMIMForImageClassification",
+    "SimMIMForMaskedImageModeling",
+    "SimMIMImageProcessor",
     "SimMIMMaskGenerator",
+    "SimMIMModel",
     "build_mask_generator",
     "get_model_spec",
     "list_models",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["masked_mean", "masked_mse_loss", "per_patch_mse"]
+__all__ = ["masked_mean", "masked_mse_loss", "per_patch_mse", "masked_l1_loss", "upsample_patch_mask"]
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -30,3 +30,28 @@ def masked_mse_loss(predictions: torch.Tensor, targets: torch.Tensor, mask: torc
         Scalar loss; 0 when no patch is masked.
     """
     return masked_mean(per_patch_mse(predictions, targets), mask)
+
+
+def upsample_patch_mask(mask: torch.Tensor, grid: tuple[int, int], patch_size: int) -> torch.Tensor:
+    """``[B, h * w]`` patch mask -> ``[B, 1, h * patch_size, w * patch_size]`` pixel mask."""
+    h, w = grid
+    pixel_mask = mask.reshape(-1, h, w).repeat_interleave(patch_size, 1).repeat_interleave(patch_size, 2)
+    return pixel_mask.unsqueeze(1)
+
+
+def masked_l1_loss(
+    pixel_values: torch.Tensor, reconstruction: torch.Tensor, mask: torch.Tensor, patch_size: int
+) -> torch.Tensor:
+    """SimMIM's loss: L1 on masked pixels, ``sum(|x - x_rec| * m) / (sum(m) + 1e-5) / C``.
+
+    Args:
+        pixel_values: ``[B, C, H, W]`` normalised input.
+        reconstruction: ``[B, C, H, W]`` prediction.
+        mask: ``[B, L]`` bool over the ``(H / patch_size) x (W / patch_size)`` patch grid.
+        patch_size: Model patch size in pixels.
+    """
+    height, width = pixel_values.shape[-2:]
+    pixel_mask = upsample_patch_mask(mask, (height // patch_size, width // patch_size), patch_size)
+    pixel_mask = pixel_mask.to(reconstruction.dtype)
+    l1 = (pixel_values.to(reconstruction.dtype) - reconstruction).abs()
+    return (l1 * pixel_mask).sum() / (pixel_mask.sum() + 1e-5) / pixel_values.shape[1]

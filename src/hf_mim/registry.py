@@ -65,7 +65,7 @@ def _random_mask(config, batch_size: int, generator: torch.Generator) -> dict:
 
 
 def _specs() -> list[ModelSpec]:
-    from .models import maskfeat
+    from .models import maskfeat, simmim
 
     return [
         ModelSpec(
@@ -78,7 +78,28 @@ def _specs() -> list[ModelSpec]:
             tiny_config=lambda **kw: maskfeat.MaskFeatConfig.from_preset("test", **kw),
             pretraining_inputs=_random_mask,
         ),
+        ModelSpec(
+            name="simmim",
+            config_class=simmim.SimMIMConfig,
+            model_class=simmim.SimMIMModel,
+            pretraining_class=simmim.SimMIMForMaskedImageModeling,
+            classification_class=simmim.SimMIMForImageClassification,
+            image_processor_class=simmim.SimMIMImageProcessor,
+            tiny_config=_simmim_tiny,
+            pretraining_inputs=_random_mask,
+        ),
     ]
+
+
+def _simmim_tiny(backbone: str = "vit", image_size: int | None = None, patch_size: int | None = None, **kwargs):
+    from .models.simmim import SimMIMConfig
+
+    encoder = {}
+    if image_size is not None:
+        encoder["image_size"] = image_size
+    if patch_size is not None:
+        encoder["patch_size"] = patch_size
+    return SimMIMConfig.from_preset(f"{backbone}-test", encoder_config=encoder, **kwargs)
 
 
 def list_models() -> list[str]:

@@ -1,0 +1,173 @@
+"""SimMIM configuration: a ViT or Swin encoder (transformers' ViTConfig / SwinConfig) plus masking defaults."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from transformers import AutoConfig, PreTrainedConfig, SwinConfig, ViTConfig
+from transformers.configuration_utils import SubConfigSpec
+
+from ...modeling_utils import check_choice
+
+BACKBONES = ("vit", "swin")
+
+# The paper's settings (ViT-B/16 at 224 px, Swin-B at 192 px with window 6) and tiny ones for tests.
+SIMMIM_PRESETS: dict[str, dict[str, Any]] = {
+    "vit-base": {
+        "backbone": "vit",
+        "encoder_config": {"image_size": 224, "patch_size": 16, "layer_norm_eps": 1e-6, "drop_path_rate": 0.1},
+    },
+    "swin-base": {
+        "backbone": "swin",
+        "encoder_config": {
+            "image_size": 192,
+            "patch_size": 4,
+            "embed_dim": 128,
+            "depths": [2, 2, 18, 2],
+            "num_heads": [4, 8, 16, 32],
+            "window_size": 6,
+            "layer_norm_eps": 1e-5,
+            "drop_path_rate": 0.0,
+        },
+    },
+    "vit-test": {
+        "backbone": "vit",
+        "mask_patch_size": 16,
+        "encoder_config": {
+            "image_size": 32,
+            "patch_size": 8,
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "layer_norm_eps": 1e-6,
+        },
+    },
+    "swin-test": {
+        "backbone": "swin",
+        "mask_patch_size": 16,
+        "encoder_config": {
+            "image_size": 32,
+            "patch_size": 2,
+            "embed_dim": 16,
+            "depths": [1, 1, 2],
+            "num_heads": [2, 2, 4],
+            "window_size": 4,
+            "drop_path_rate": 0.0,
+        },
+    },
+}
+
+
+class SimMIMConfig(PreTrainedConfig):
+    r"""Configuration of SimMIM (Xie et al., CVPR 2022).
+
+    Args:
+        backbone: ``"vit"`` or ``"swin"``; inferred from ``encoder_config`` when omitted.
+        encoder_config: The encoder's hyper-parameters, a transformers ``ViTConfig`` / ``SwinConfig`` (or a dict
+            of its arguments). ViT configs may also carry ``drop_path_rate`` (stochastic depth).
+        encoder_stride: Output stride of the encoder, i.e. the head's ``PixelShuffle`` factor: ``patch_size``
+            for ViT, ``patch_size * 2 ** (num_stages - 1)`` for Swin (16 for ViT/16, 32 for Swin-B). Derived when
+            omitted; any other value is rejected because the reconstruction would not match the input.
+        mask_patch_size: Side in pixels of the random masking cells (32 in the paper).
+        mask_ratio: Fraction of masking cells masked (0.6 in the paper).
+        pooling: Classification pooling for ViT: ``"mean"`` of patch tokens (default) or ``"cls"``; Swin always
+            averages its final tokens.
+        initializer_range: Std of the truncated-normal initialisation (also of the mask token).
+    """
+
+    model_type = "simmim"
+    presets: ClassVar[dict[str, dict[str, Any]]] = SIMMIM_PRESETS
+    sub_configs_defaults = {"encoder_config": SubConfigSpec(AutoConfig, model_type="vit")}
+
+    backbone: str | None = None
+    encoder_config: dict | PreTrainedConfig | None = None
+    encoder_stride: int | None = None
+    mask_patch_size: int = 32
+    mask_ratio: float = 0.6
+    pooling: str = "mean"
+    initializer_range: float = 0.02
+
+    def __post_init__(self, **kwargs):
+        encoder = self.encoder_config
+        if self.backbone is None:
+            if isinstance(encoder, PreTrainedConfig):
+                self.backbone = encoder.model_type
+            elif isinstance(encoder, dict) and "model_type" in encoder:
+                self.backbone = encoder["model_type"]
+            else:
+                self.backbone = "vit"
+        check_choice("backbone", self.backbone, BACKBONES)
+        if encoder is None:
+            encoder = {}
+        if isinstance(encoder, dict):
+            encoder = {**encoder, "model_type": encoder.get("model_type", self.backbone)}
+            if encoder["model_type"] != self.backbone:
+                raise ValueError(
+                    f"`encoder_config` is a {encoder['model_type']!r} config but `backbone` is {self.backbone!r}."
+                )
+            encoder_class = ViTConfig if self.backbone == "vit" else SwinConfig
+            encoder = encoder_class(**{k: v for k, v in encoder.items() if k != "model_type"})
+        if encoder.model_type != self.backbone:
+            raise ValueError(
+                f"`encoder_config` is a {encoder.model_type!r} config but `backbone` is {self.backbone!r}."
+            )
+        self.encoder_config = encoder
+        stride = self.expected_encoder_stride
+        if self.encoder_stride is None:
+            self.encoder_stride = stride
+            # keep transformers' own field consistent, for exports to its *ForMaskedImageModeling classes
+            encoder.encoder_stride = stride
+        elif self.encoder_stride != stride:
+            raise ValueError(
+                f"`encoder_stride` must be the encoder's output stride, {stride} for this {self.backbone} "
+                f"(patch_size={encoder.patch_size}), got {self.encoder_stride}: otherwise the reconstruction has "
+                "another size than the input."
+            )
+        image_size = self.image_size
+        if self.mask_patch_size % encoder.patch_size or image_size % self.mask_patch_size:
+            raise ValueError(
+                f"`mask_patch_size` ({self.mask_patch_size}) must be a multiple of the patch size "
+                f"({encoder.patch_size}) and divide image_size ({image_size})."
+            )
+        if image_size % self.encoder_stride:
+            raise ValueError(f"image_size ({image_size}) must be divisible by encoder_stride ({self.encoder_stride}).")
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ValueError(f"`mask_ratio` must be in (0, 1), got {self.mask_ratio!r}.")
+        check_choice("pooling", self.pooling, ("mean", "cls"))
+        if self.backbone == "swin" and self.pooling == "cls":
+            raise ValueError("`pooling='cls'` needs a [CLS] token; Swin has none, use 'mean'.")
+        super().__post_init__(**kwargs)
+
+    @property
+    def expected_encoder_stride(self) -> int:
+        encoder = self.encoder_config
+        if self.backbone == "vit":
+            return encoder.patch_size
+        return encoder.patch_size * 2 ** (len(encoder.depths) - 1)
+
+    @property
+    def image_size(self) -> int:
+        size = self.encoder_config.image_size
+        return size if isinstance(size, int) else size[0]
+
+    @property
+    def patch_size(self) -> int:
+        return self.encoder_config.patch_size
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of the final feature map (the head's input)."""
+        encoder = self.encoder_config
+        if self.backbone == "vit":
+            return encoder.hidden_size
+        return int(encoder.embed_dim * 2 ** (len(encoder.depths) - 1))
+
+    @classmethod
+    def from_preset(cls, name: str, **kwargs: Any) -> SimMIMConfig:
+        """``vit-base``, ``swin-base``, ``vit-test`` or ``swin-test``; ``encoder_config`` overrides merge in."""
+        check_choice("preset", name, sorted(cls.presets))
+        preset = dict(cls.presets[name])
+        encoder_overrides = kwargs.pop("encoder_config", {}) or {}
+        preset["encoder_config"] = {**preset["encoder_config"], **encoder_overrides}
+        return cls(**{**preset, **kwargs})

@@ -1,0 +1,47 @@
+"""SimMIM image processor: the paper's light augmentation and coarse-grid random masking."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...image_processing import MaskedImageProcessor
+
+
+class SimMIMImageProcessor(MaskedImageProcessor):
+    """SimMIM defaults: 192 px (Swin-B), random-resized-crop scale (0.67, 1.0), ratio (3/4, 4/3), horizontal flip,
+    ImageNet mean/std, and :class:`~hf_mim.masking.SimMIMMaskGenerator` masking 60% of 32 px cells over the
+    model's patch grid."""
+
+    def __init__(
+        self,
+        image_size: int = 192,
+        patch_size: int = 4,
+        crop_scale=(0.67, 1.0),
+        crop_ratio=(3 / 4, 4 / 3),
+        resample: str = "bilinear",
+        mask_type: str | None = "simmim",
+        mask_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ):
+        if mask_kwargs is None:
+            mask_kwargs = {"mask_patch_size": 32, "mask_ratio": 0.6}
+        super().__init__(
+            image_size=image_size,
+            patch_size=patch_size,
+            crop_scale=crop_scale,
+            crop_ratio=crop_ratio,
+            resample=resample,
+            mask_type=mask_type,
+            mask_kwargs=mask_kwargs,
+            **kwargs,
+        )
+
+    @classmethod
+    def from_model_config(cls, config, **kwargs: Any) -> SimMIMImageProcessor:
+        """A processor matching a :class:`SimMIMConfig` (image and patch size, masking cells and ratio)."""
+        defaults = {
+            "image_size": config.image_size,
+            "patch_size": config.patch_size,
+            "mask_kwargs": {"mask_patch_size": config.mask_patch_size, "mask_ratio": config.mask_ratio},
+        }
+        return cls(**{**defaults, **kwargs})

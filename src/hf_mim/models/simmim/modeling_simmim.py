@@ -1,0 +1,236 @@
+"""SimMIM (Xie et al., "SimMIM: A Simple Framework for Masked Image Modeling", CVPR 2022), ViT or Swin.
+
+The encoder sees every patch, masked ones replaced by a learnable mask token right after patch embedding; a
+one-layer head (1x1 conv + PixelShuffle) predicts raw pixels; the loss is L1 on the masked pixels only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel, SwinModel
+from transformers import initialization as init
+from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
+from transformers.models.vit.modeling_vit import ViTEmbeddings
+from transformers.utils import ModelOutput
+
+from ...losses import masked_l1_loss
+from ...modeling_utils import MaskedViTEncoder, check_bool_masked_pos, pool_tokens
+from .configuration_simmim import SimMIMConfig
+
+__all__ = [
+    "SimMIMPreTrainedModel",
+    "SimMIMModel",
+    "SimMIMForMaskedImageModeling",
+    "SimMIMForImageClassification",
+    "SimMIMForMaskedImageModelingOutput",
+]
+
+
+@dataclass
+class SimMIMForMaskedImageModelingOutput(ModelOutput):
+    """Outputs of :class:`SimMIMForMaskedImageModeling`.
+
+    Attributes:
+        loss: L1 on masked pixels (``None`` without a mask).
+        reconstruction: ``[B, C, H, W]`` predicted (normalised) pixels.
+        mask: ``[B, L]`` bool, the patch mask used.
+        hidden_states: Encoder hidden states when asked.
+    """
+
+    loss: torch.Tensor | None = None
+    reconstruction: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+class SimMIMPreTrainedModel(PreTrainedModel):
+    config_class = SimMIMConfig
+    config: SimMIMConfig
+    base_model_prefix = "simmim"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_attention_backend = True
+    _no_split_modules = ["ViTEmbeddings", "ViTBlock", "SwinStage"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear | nn.Conv2d):
+            init.trunc_normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, ViTEmbeddings):
+            init.trunc_normal_(module.position_embeddings, mean=0.0, std=std)
+            init.trunc_normal_(module.cls_token, mean=0.0, std=std)
+            if module.mask_token is not None:
+                init.trunc_normal_(module.mask_token, mean=0.0, std=std)
+
+
+class SimMIMModel(SimMIMPreTrainedModel):
+    """The bare SimMIM encoder: our ViT (transformers' ViT blocks) or transformers' own ``SwinModel``."""
+
+    def __init__(self, config: SimMIMConfig, use_mask_token: bool = True):
+        super().__init__(config)
+        if config.backbone == "vit":
+            self.encoder = MaskedViTEncoder(config.encoder_config, use_mask_token=use_mask_token)
+        else:
+            self.encoder = SwinModel(config.encoder_config, add_pooling_layer=False, use_mask_token=use_mask_token)
+            if use_mask_token:
+                # the nested SwinModel has initialised itself already (its mask token with zeros, and it will not be
+                # visited again); SimMIM draws it from a truncated normal
+                nn.init.trunc_normal_(self.encoder.embeddings.mask_token, std=config.initializer_range)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.encoder.embeddings.patch_embeddings
+
+    def feature_map(self, last_hidden_state: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """Encoder tokens -> ``[B, D, H / stride, W / stride]`` (ViT drops ``[CLS]``)."""
+        stride = self.config.encoder_stride
+        tokens = last_hidden_state[:, 1:] if self.config.backbone == "vit" else last_hidden_state
+        batch, length, dim = tokens.shape
+        return tokens.transpose(1, 2).reshape(batch, dim, height // stride, width // stride)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        bool_masked_pos: torch.Tensor | None = None,
+        interpolate_pos_encoding: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling | tuple:
+        """Encodes ``pixel_values [B, C, H, W]`` (H, W multiples of ``encoder_stride``).
+
+        Returns:
+            ``last_hidden_state`` (ViT: ``[B, 1 + L, D]``; Swin: ``[B, L / 4^(stages-1), D_final]``),
+            ``pooler_output [B, D]``, ``hidden_states``.
+        """
+        height, width = pixel_values.shape[-2:]
+        stride = self.config.encoder_stride
+        if height % stride or width % stride:
+            raise ValueError(
+                f"`pixel_values` ({height}x{width}) must be divisible by encoder_stride={stride} so that the "
+                "reconstruction matches the input."
+            )
+        hidden = bool(output_hidden_states or self.config.output_hidden_states)
+        if self.config.backbone == "vit":
+            sequence, hidden_states = self.encoder(pixel_values, bool_masked_pos, interpolate_pos_encoding, hidden)
+            pooled = pool_tokens(sequence, self.config.pooling)
+        else:
+            if bool_masked_pos is not None:
+                patch = self.config.patch_size
+                check_bool_masked_pos(bool_masked_pos, pixel_values.shape[0], (height // patch) * (width // patch))
+            size = self.config.image_size
+            out = self.encoder(
+                pixel_values,
+                bool_masked_pos=bool_masked_pos,
+                interpolate_pos_encoding=bool(interpolate_pos_encoding) or (height, width) != (size, size),
+                output_hidden_states=hidden,
+            )
+            sequence, hidden_states = out.last_hidden_state, out.hidden_states
+            pooled = pool_tokens(sequence, "mean", has_cls_token=False)
+        out = BaseModelOutputWithPooling(last_hidden_state=sequence, pooler_output=pooled, hidden_states=hidden_states)
+        return out if return_dict is not False else out.to_tuple()
+
+
+class SimMIMForMaskedImageModeling(SimMIMPreTrainedModel):
+    """SimMIM pretraining: encoder with mask token + ``Conv2d(D, stride^2 * C, 1)`` + ``PixelShuffle(stride)``."""
+
+    def __init__(self, config: SimMIMConfig):
+        super().__init__(config)
+        self.simmim = SimMIMModel(config)
+        num_channels = config.encoder_config.num_channels
+        self.decoder = nn.Sequential(
+            nn.Conv2d(config.hidden_size, config.encoder_stride**2 * num_channels, kernel_size=1),
+            nn.PixelShuffle(config.encoder_stride),
+        )
+        self.post_init()
+
+    def forward_encoder(self, pixel_values, bool_masked_pos, interpolate_pos_encoding, hidden: bool):
+        """``[B, C, H, W]`` + mask -> feature map ``[B, D, H / stride, W / stride]`` and hidden states."""
+        out = self.simmim(pixel_values, bool_masked_pos, interpolate_pos_encoding, output_hidden_states=hidden)
+        feature_map = self.simmim.feature_map(out.last_hidden_state, *pixel_values.shape[-2:])
+        return feature_map, out.hidden_states
+
+    def forward_decoder(self, feature_map: torch.Tensor) -> torch.Tensor:
+        """``[B, D, h, w]`` -> reconstruction ``[B, C, h * stride, w * stride]``."""
+        return self.decoder(feature_map)
+
+    def forward_loss(self, pixel_values: torch.Tensor, reconstruction: torch.Tensor, mask: torch.Tensor):
+        """L1 on masked pixels: ``sum(|x - x_rec| * m) / (sum(m) + 1e-5) / C`` with the patch mask upsampled."""
+        return masked_l1_loss(pixel_values, reconstruction, mask, self.config.patch_size)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        bool_masked_pos: torch.Tensor | None = None,
+        interpolate_pos_encoding: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> SimMIMForMaskedImageModelingOutput | tuple:
+        """Reconstructs ``pixel_values [B, C, H, W]``; the loss needs ``bool_masked_pos [B, L]`` (patch grid).
+
+        Works for input sizes other than the config's (ViT position embeddings are interpolated) and for any
+        ``patch_size`` / ``encoder_stride`` pair of a valid config.
+        """
+        feature_map, hidden_states = self.forward_encoder(
+            pixel_values, bool_masked_pos, interpolate_pos_encoding, bool(output_hidden_states)
+        )
+        reconstruction = self.forward_decoder(feature_map)
+        loss = None
+        if bool_masked_pos is not None:
+            loss = self.forward_loss(pixel_values, reconstruction, bool_masked_pos)
+        out = SimMIMForMaskedImageModelingOutput(
+            loss=loss, reconstruction=reconstruction, mask=bool_masked_pos, hidden_states=hidden_states
+        )
+        return out if return_dict is not False else out.to_tuple()
+
+    @classmethod
+    def from_transformers(cls, model: PreTrainedModel, **config_kwargs) -> SimMIMForMaskedImageModeling:
+        """Converts transformers' ``ViTForMaskedImageModeling`` / ``SwinForMaskedImageModeling`` (for example one
+        loaded from a ``microsoft/swin-*-simmim-*`` checkpoint) into an hf_mim model with identical weights."""
+        from .convert_simmim import simmim_from_transformers
+
+        return simmim_from_transformers(cls, model, **config_kwargs)
+
+
+class SimMIMForImageClassification(SimMIMPreTrainedModel):
+    """SimMIM encoder + linear classifier (mean-pooled tokens, or ``[CLS]`` for ViT with ``pooling="cls"``).
+
+    ``from_pretrained`` on a pretraining checkpoint loads the encoder and initialises only the classifier.
+    """
+
+    def __init__(self, config: SimMIMConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.simmim = SimMIMModel(config, use_mask_token=False)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        interpolate_pos_encoding: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> ImageClassifierOutput | tuple:
+        """Classifies ``pixel_values [B, C, H, W]``; ``labels [B]`` gives a cross-entropy ``loss``."""
+        outputs = self.simmim(
+            pixel_values, interpolate_pos_encoding=interpolate_pos_encoding, output_hidden_states=output_hidden_states
+        )
+        logits = self.classifier(outputs.pooler_output)
+        loss = self.loss_function(labels, logits, self.config) if labels is not None else None
+        out = ImageClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        return out if return_dict is not False else out.to_tuple()
