@@ -6,6 +6,14 @@ classes, so ``AutoModelForPreTraining.from_pretrained(...)`` works on hf_mim che
 
 from .image_processing import MaskedImageProcessor
 from .masking import BlockwiseMaskGenerator, RandomMaskGenerator, SimMIMMaskGenerator, build_mask_generator
+from .models.hpm import (
+    HPMConfig,
+    HPMForImageClassification,
+    HPMForPreTraining,
+    HPMImageProcessor,
+    HPMModel,
+    HPMTrainerCallback,
+)
 from .models.maskfeat import (
     MaskFeatConfig,
     MaskFeatForImageClassification,
@@ -28,6 +36,12 @@ __version__ = "0.1.0"
 __all__ = [
     "BlockwiseMaskGenerator",
     "HOGFeatures",
+    "HPMConfig",
+    "HPMForImageClassification",
+    "HPMForPreTraining",
+    "HPMImageProcessor",
+    "HPMModel",
+    "HPMTrainerCallback",
     "MaskFeatConfig",
     "MaskFeatForImageClassification",
     "MaskFeatForPreTraining",

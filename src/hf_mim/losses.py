@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["masked_mean", "masked_mse_loss", "per_patch_mse", "masked_l1_loss", "upsample_patch_mask"]
+__all__ = [
+    "masked_l1_loss",
+    "masked_mean",
+    "masked_mse_loss",
+    "mse_loss_predictor_loss",
+    "per_patch_mse",
+    "relative_loss_predictor_loss",
+    "upsample_patch_mask",
+]
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -55,3 +63,34 @@ def masked_l1_loss(
     pixel_mask = pixel_mask.to(reconstruction.dtype)
     l1 = (pixel_values.to(reconstruction.dtype) - reconstruction).abs()
     return (l1 * pixel_mask).sum() / (pixel_mask.sum() + 1e-5) / pixel_values.shape[1]
+
+
+def relative_loss_predictor_loss(predicted: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
+    """HPM's "relative" loss-predictor loss: BCE over all ordered pairs of patches whose true losses differ.
+
+    For pair ``(i, j)`` of one image: label 1 when ``actual_j > actual_i``, logit ``predicted_j - predicted_i``,
+    ``-[y log(sigmoid(z) + 1e-6) + (1 - y) log(1 - sigmoid(z) + 1e-6)]``; summed over the batch and divided by the
+    number of valid pairs (0 when there is none).
+
+    Args:
+        predicted: ``[B, M]`` predicted losses of the masked patches.
+        actual: ``[B, M]`` true (detached) losses of the same patches.
+    """
+    predicted, actual = predicted.float(), actual.float()
+    positive = actual.unsqueeze(1) > actual.unsqueeze(2)  # [B, i, j]: actual_j > actual_i
+    negative = actual.unsqueeze(1) < actual.unsqueeze(2)
+    probability = torch.sigmoid(predicted.unsqueeze(1) - predicted.unsqueeze(2))  # sigmoid(pred_j - pred_i)
+    loss = -(positive * torch.log(probability + 1e-6) + negative * torch.log(1 - probability + 1e-6))
+    return loss.sum() / (positive | negative).sum().clamp(min=1)
+
+
+def mse_loss_predictor_loss(predicted: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
+    """HPM's "mse" loss-predictor loss: regress the true losses standardised per image (unbiased var, eps 1e-6).
+
+    Args:
+        predicted: ``[B, M]``.
+        actual: ``[B, M]`` true (detached) losses.
+    """
+    actual = actual.float()
+    standardised = (actual - actual.mean(dim=1, keepdim=True)) / (actual.var(dim=1, keepdim=True) + 1e-6) ** 0.5
+    return (predicted.float() - standardised).pow(2).mean()

@@ -65,7 +65,7 @@ def _random_mask(config, batch_size: int, generator: torch.Generator) -> dict:
 
 
 def _specs() -> list[ModelSpec]:
-    from .models import maskfeat, simmim
+    from .models import hpm, maskfeat, simmim
 
     return [
         ModelSpec(
@@ -88,7 +88,26 @@ def _specs() -> list[ModelSpec]:
             tiny_config=_simmim_tiny,
             pretraining_inputs=_random_mask,
         ),
+        ModelSpec(
+            name="hpm",
+            config_class=hpm.HPMConfig,
+            model_class=hpm.HPMModel,
+            pretraining_class=hpm.HPMForPreTraining,
+            classification_class=hpm.HPMForImageClassification,
+            image_processor_class=hpm.HPMImageProcessor,
+            tiny_config=lambda **kw: hpm.HPMConfig.from_preset("test", **kw),
+            pretraining_inputs=_exact_mask,
+        ),
     ]
+
+
+def _exact_mask(config, batch_size: int, generator: torch.Generator) -> dict:
+    # MAE / HPM take masks with exactly L - int(L * (1 - mask_ratio)) patches
+    length = (config.image_size // config.patch_size) ** 2
+    num_masked = length - int(length * (1 - config.mask_ratio))
+    order = torch.argsort(torch.rand(batch_size, length, generator=generator), dim=1)
+    mask = torch.zeros(batch_size, length, dtype=torch.bool).scatter_(1, order[:, :num_masked], True)
+    return {"bool_masked_pos": mask}
 
 
 def _simmim_tiny(backbone: str = "vit", image_size: int | None = None, patch_size: int | None = None, **kwargs):

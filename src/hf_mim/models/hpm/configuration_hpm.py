@@ -1,0 +1,133 @@
+"""HPM configuration (MAE encoder / decoder plus the hard-patches-mining options)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from transformers import PreTrainedConfig
+
+from ...modeling_utils import check_choice, check_vit_sizes
+
+HPM_PRESETS: dict[str, dict[str, Any]] = {
+    "base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072},
+    "large": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096},
+    "small": {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6, "intermediate_size": 1536},
+    "test": {
+        "image_size": 32,
+        "patch_size": 8,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "decoder_hidden_size": 32,
+        "decoder_num_hidden_layers": 1,
+        "decoder_num_attention_heads": 2,
+        "decoder_intermediate_size": 64,
+    },
+}
+
+
+class HPMConfig(PreTrainedConfig):
+    r"""Configuration of HPM (Wang et al., "Hard Patches Mining for Masked Image Modeling", CVPR 2023).
+
+    With ``hard_patches_mining=False`` the model is plain MAE (random masking, no loss predictor, no teacher).
+
+    Args:
+        image_size, patch_size, num_channels: Input geometry.
+        hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, hidden_act, qkv_bias,
+        hidden_dropout_prob, attention_probs_dropout_prob, layer_norm_eps, drop_path_rate: ViT encoder
+            (transformers' ``ViTConfig`` meaning; fixed 2-D sin-cos position embeddings).
+        decoder_hidden_size, decoder_num_hidden_layers, decoder_num_attention_heads, decoder_intermediate_size:
+            The pixel decoder; the loss predictor is a second branch of the same size.
+        mask_ratio: Fraction of masked patches; ``L - int(L * (1 - mask_ratio))`` per image (MAE's convention).
+        norm_pix_loss: Regress per-patch normalised pixels.
+        target: ``"pixel"`` (default) or ``"hog"`` (per-patch HOG features, hf_mim's ``HOGFeatures``).
+        hog_nbins, hog_cell_size: HOG parameters for ``target="hog"``.
+        hard_patches_mining: Loss predictor + teacher-driven easy-to-hard masks (HPM) or plain MAE.
+        loss_predictor_loss: ``"relative"`` (pairwise BCE, default) or ``"mse"`` (regress standardised losses).
+        teacher_momentum_start, teacher_momentum_end, teacher_momentum_warmup_epochs: EMA schedule of the teacher.
+        hard_fraction_max: Largest fraction of the masked patches chosen as the predicted hardest.
+        initializer_range: Std of the normal initialisation of tokens.
+    """
+
+    model_type = "hpm"
+    presets: ClassVar[dict[str, dict[str, Any]]] = HPM_PRESETS
+
+    image_size: int = 224
+    patch_size: int = 16
+    num_channels: int = 3
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.0
+    attention_probs_dropout_prob: float = 0.0
+    qkv_bias: bool = True
+    layer_norm_eps: float = 1e-6
+    drop_path_rate: float = 0.0
+    initializer_range: float = 0.02
+    decoder_hidden_size: int = 512
+    decoder_num_hidden_layers: int = 8
+    decoder_num_attention_heads: int = 16
+    decoder_intermediate_size: int = 2048
+    mask_ratio: float = 0.75
+    norm_pix_loss: bool = True
+    target: str = "pixel"
+    hog_nbins: int = 9
+    hog_cell_size: int = 8
+    hard_patches_mining: bool = True
+    loss_predictor_loss: str = "relative"
+    teacher_momentum_start: float = 0.999
+    teacher_momentum_end: float = 0.9999
+    teacher_momentum_warmup_epochs: float = 100
+    hard_fraction_max: float = 0.5
+    pooling: str = "mean"
+
+    def __post_init__(self, **kwargs):
+        check_vit_sizes(self)
+        check_choice("target", self.target, ("pixel", "hog"))
+        check_choice("loss_predictor_loss", self.loss_predictor_loss, ("relative", "mse"))
+        check_choice("pooling", self.pooling, ("mean", "cls"))
+        if self.decoder_hidden_size % self.decoder_num_attention_heads:
+            raise ValueError(
+                f"`decoder_hidden_size` ({self.decoder_hidden_size}) must be divisible by "
+                f"`decoder_num_attention_heads` ({self.decoder_num_attention_heads})."
+            )
+        if self.hidden_size % 4 or self.decoder_hidden_size % 4:
+            raise ValueError(
+                "`hidden_size` and `decoder_hidden_size` must be divisible by 4 (2-D sin-cos embeddings)."
+            )
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ValueError(f"`mask_ratio` must be in (0, 1), got {self.mask_ratio!r}.")
+        if not 0.0 <= self.hard_fraction_max <= 1.0:
+            raise ValueError(f"`hard_fraction_max` must be in [0, 1], got {self.hard_fraction_max!r}.")
+        for name in ("teacher_momentum_start", "teacher_momentum_end"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"`{name}` must be in [0, 1], got {getattr(self, name)!r}.")
+        if self.target == "hog" and (self.hog_cell_size < 1 or self.patch_size % self.hog_cell_size):
+            raise ValueError(
+                f"`patch_size` ({self.patch_size}) must be a multiple of `hog_cell_size` ({self.hog_cell_size})."
+            )
+        super().__post_init__(**kwargs)
+
+    @property
+    def num_patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+    @property
+    def num_masked(self) -> int:
+        """Masked patches per image at the config's size: ``L - int(L * (1 - mask_ratio))``."""
+        return self.num_patches - int(self.num_patches * (1 - self.mask_ratio))
+
+    @property
+    def target_dim(self) -> int:
+        if self.target == "hog":
+            return self.num_channels * self.hog_nbins * (self.patch_size // self.hog_cell_size) ** 2
+        return self.patch_size**2 * self.num_channels
+
+    @classmethod
+    def from_preset(cls, name: str, **kwargs: Any) -> HPMConfig:
+        """``small``, ``base``, ``large`` (ViT encoders with MAE's 8 x 512 decoder) or ``test``."""
+        check_choice("preset", name, sorted(cls.presets))
+        return cls(**{**cls.presets[name], **kwargs})
