@@ -248,6 +248,7 @@ class MaskedImageProcessor(BaseImageProcessor):
         return_hog_targets: bool | None = None,
         return_mask: bool = True,
         seed: int | None = None,
+        seeds: Sequence[int] | None = None,
         return_tensors: str | None = "pt",
         **kwargs: Any,
     ) -> BatchFeature:
@@ -259,6 +260,8 @@ class MaskedImageProcessor(BaseImageProcessor):
             return_hog_targets: Also compute ``hog_targets`` (default: the config's value).
             return_mask: Include ``bool_masked_pos`` when a ``mask_type`` is configured.
             seed: Fixes this call's random draws; by default they come from torch's global generator.
+            seeds: One seed per image instead: each image's crop, flip and mask depend on its seed only (what makes
+                a data pipeline reproducible whatever the batching, workers or resumption point).
             return_tensors: Only ``"pt"`` (or None, which also gives torch tensors) is supported.
 
         Returns:
@@ -281,15 +284,25 @@ class MaskedImageProcessor(BaseImageProcessor):
             raise ValueError("`images` must be an image or a non-empty list of images.")
         augment = self.do_augment if augment is None else augment
         return_hog_targets = self.return_hog_targets if return_hog_targets is None else return_hog_targets
-        if seed is None:
-            seed = int(torch.randint(0, 2**62, (1,)).item())
-        rng = np.random.default_rng(seed)
+        if seeds is not None:
+            if len(seeds) != len(images):
+                raise ValueError(f"`seeds` must have one seed per image ({len(images)}), got {len(seeds)}.")
+            rngs = [np.random.default_rng(s) for s in seeds]
+        else:
+            if seed is None:
+                seed = int(torch.randint(0, 2**62, (1,)).item())
+            rngs = [np.random.default_rng(seed)] * len(images)
 
-        pixel_values = torch.from_numpy(np.stack([self.transform_image(img, augment, rng) for img in images]))
+        pixel_values = torch.from_numpy(
+            np.stack([self.transform_image(img, augment, rng) for img, rng in zip(images, rngs)])
+        )
         data: dict[str, torch.Tensor] = {"pixel_values": pixel_values}
-        generator = self.mask_generator(rng) if return_mask else None
-        if generator is not None:
-            data["bool_masked_pos"] = torch.from_numpy(generator.generate(len(images)))
+        if return_mask and self.mask_type is not None:
+            if seeds is not None:
+                masks = np.stack([self.mask_generator(rng)() for rng in rngs])
+            else:
+                masks = self.mask_generator(rngs[0]).generate(len(images))
+            data["bool_masked_pos"] = torch.from_numpy(masks)
         if return_hog_targets:
             if self.patch_size % self.hog_cell_size:
                 raise ValueError(

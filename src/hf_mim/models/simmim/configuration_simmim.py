@@ -30,6 +30,18 @@ SIMMIM_PRESETS: dict[str, dict[str, Any]] = {
             "drop_path_rate": 0.0,
         },
     },
+    "vit-demo": {
+        "backbone": "vit",
+        "encoder_config": {
+            "image_size": 96,
+            "patch_size": 16,
+            "hidden_size": 192,
+            "num_hidden_layers": 6,
+            "num_attention_heads": 3,
+            "intermediate_size": 768,
+            "layer_norm_eps": 1e-6,
+        },
+    },
     "vit-test": {
         "backbone": "vit",
         "mask_patch_size": 16,

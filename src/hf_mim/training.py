@@ -1,0 +1,311 @@
+"""Pieces of the pretraining recipe shared by the scripts: models from presets, the optimiser recipe of the
+papers, crash-safe checkpoints, the embedded default data, and picture grids."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .registry import get_model_spec, list_models
+from .targets import patchify, unpatchify
+from .visualization import denormalize, heatmap, hog_glyphs, image_grid, mask_overlay
+
+__all__ = [
+    "NO_DECAY_KEYWORDS",
+    "build_config",
+    "build_model",
+    "build_image_processor",
+    "param_groups",
+    "scaled_learning_rate",
+    "checkpoint_dirs",
+    "latest_checkpoint",
+    "save_checkpoint",
+    "default_image_dataset",
+    "SeededTransformDataset",
+    "pretraining_picture",
+]
+
+#: Parameters without weight decay, beyond norms and biases (every 1-D parameter): position embeddings and the
+#: special tokens, as in MAE / MaskFeat / SimMIM.
+NO_DECAY_KEYWORDS = ("position_embeddings", "pos_embed", "cls_token", "mask_token", "relative_position_bias_table")
+
+#: SimMIM scales its learning rate by total batch / 512, the others by / 256.
+LR_SCALE_BATCH = {"simmim": 512}
+
+
+def build_config(method: str, preset: str | None = None, config_file: str | None = None, **overrides: Any):
+    """A method config from a named preset, a JSON file, or the defaults; ``overrides`` are applied on top."""
+    spec = get_model_spec(method)
+    cls = spec.config_class
+    if preset and config_file:
+        raise ValueError("Give either `preset` or `config_file`, not both.")
+    if config_file:
+        data = json.loads(Path(config_file).read_text())
+        data.pop("model_type", None)
+        return cls(**{**data, **overrides})
+    if preset:
+        return cls.from_preset(preset, **overrides)
+    return cls(**overrides)
+
+
+def build_model(method: str, config=None, model_name_or_path: str | None = None, **kwargs):
+    """The method's pretraining model, new from ``config`` or continued from a checkpoint (local or Hub id)."""
+    spec = get_model_spec(method)
+    if model_name_or_path:
+        return spec.pretraining_class.from_pretrained(model_name_or_path, **kwargs)
+    return spec.pretraining_class(config)
+
+
+def build_image_processor(method: str, config, **overrides: Any):
+    return get_model_spec(method).image_processor_class.from_model_config(config, **overrides)
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: weight decay on weights, none on norms, biases, position embeddings and special tokens."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if param.ndim <= 1 or any(key in name for key in NO_DECAY_KEYWORDS):
+            no_decay.append(param)
+        else:
+            decay.append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def scaled_learning_rate(base_learning_rate: float, total_batch_size: int, method: str) -> float:
+    """The papers' linear scaling rule: ``base_lr * total_batch / 256`` (``/ 512`` for SimMIM)."""
+    if method not in list_models():
+        raise ValueError(f"`method` must be one of {list_models()}, got {method!r}.")
+    return base_learning_rate * total_batch_size / LR_SCALE_BATCH.get(method, 256)
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def checkpoint_dirs(output_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoints under ``output_dir/checkpoints``, oldest first (temporary folders are ignored)."""
+    root = Path(output_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := _STEP_DIR.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
+    dirs = checkpoint_dirs(output_dir)
+    return dirs[-1] if dirs else None
+
+
+def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, extra: dict, keep: int = 2) -> Path:
+    """``accelerator.save_state`` into a temporary folder, renamed into place only once complete.
+
+    An interrupted save therefore leaves at most a ``tmp-*`` folder behind and never touches the last good
+    checkpoint; only the newest ``keep`` checkpoints are kept. Call on every process (accelerate gathers what it
+    needs); only the main process writes and renames.
+    """
+    root = Path(output_dir) / "checkpoints"
+    final = root / f"step-{step}"
+    tmp = root / f"tmp-step-{step}"
+    if accelerator.is_main_process:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp), safe_serialization=True)
+    if accelerator.is_main_process:
+        (tmp / "trainer_state.json").write_text(json.dumps({"step": step, **extra}, indent=2))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        for old in checkpoint_dirs(output_dir)[:-keep] if keep > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+class SeededTransformDataset(torch.utils.data.Dataset):
+    """A map-style ``datasets.Dataset`` passed through an image processor with per-example seeds.
+
+    Example ``i`` of epoch ``e`` is augmented and masked from the seed ``(seed, e, i)`` only, so a run resumed from a
+    checkpoint, or run with another number of DataLoader workers, sees exactly the same inputs as an uninterrupted
+    one (the global RNG, which DataLoaders and accelerate's look-ahead advance at their own pace, is not used).
+    Call :meth:`set_epoch` at the start of every epoch.
+
+    Args:
+        dataset: Rows with an image column (and optionally a label column).
+        processor: A :class:`~hf_mim.MaskedImageProcessor`.
+        image_column: The image column.
+        label_column: Copied to ``labels`` when given.
+        seed: Base seed.
+        augment: Training augmentation (default: the processor's ``do_augment``).
+    """
+
+    def __init__(
+        self,
+        dataset,
+        processor,
+        image_column: str = "image",
+        label_column: str | None = None,
+        seed: int = 0,
+        augment: bool | None = None,
+    ):
+        self.dataset, self.processor = dataset, processor
+        self.image_column, self.label_column = image_column, label_column
+        self.seed, self.augment, self.epoch = seed, augment, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitems__(self, indices: list[int]) -> list[dict]:
+        rows = self.dataset[list(indices)]
+        seeds = [[self.seed, self.epoch, int(i)] for i in indices]
+        out = self.processor(rows[self.image_column], augment=self.augment, seeds=seeds)
+        if self.label_column is not None:
+            out["labels"] = torch.as_tensor(rows[self.label_column])
+        return [{key: value[j] for key, value in out.items()} for j in range(len(indices))]
+
+    def __getitem__(self, index: int) -> dict:
+        return self.__getitems__([index])[0]
+
+
+# --------------------------------------------------------------------------------------------- default data
+
+#: Colour and grey photos that ship inside scikit-image (no download).
+DEFAULT_PHOTOS = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "cat",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "colorwheel",
+    "stereo_motorcycle",
+    "retina",
+    "camera",
+    "coins",
+    "moon",
+    "brick",
+    "grass",
+    "gravel",
+    "clock",
+)
+
+
+def _load_photos() -> list[np.ndarray]:
+    try:
+        from skimage import data
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "The embedded default data are the photos shipped with scikit-image: `pip install scikit-image` "
+            "(installed by scripts/install.sh), or pass --dataset_name / --train_dir / --data_files."
+        ) from err
+    photos = []
+    for name in DEFAULT_PHOTOS:
+        image = getattr(data, name)()
+        if isinstance(image, tuple):
+            image = image[0]
+        if image.ndim == 2:
+            image = np.stack([image] * 3, axis=-1)
+        photos.append(np.ascontiguousarray(image[..., :3]).astype(np.uint8))
+    return photos
+
+
+def default_image_dataset(num_images: int = 2048, size_range: tuple[int, int] = (64, 256), seed: int = 0):
+    """Random crops of the photos shipped with scikit-image, as a ``datasets.Dataset`` with an ``image`` column.
+
+    Args:
+        num_images: Number of crops.
+        size_range: Crop side range in pixels (clipped to each photo).
+        seed: Seed of the crop positions and sizes.
+    """
+    import datasets
+    import PIL.Image
+
+    rng = np.random.default_rng(seed)
+    photos = _load_photos()
+    images = []
+    for i in range(num_images):
+        photo = photos[i % len(photos)]
+        height, width = photo.shape[:2]
+        side = int(rng.integers(size_range[0], min(size_range[1], height, width) + 1))
+        top, left = int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1))
+        images.append(PIL.Image.fromarray(photo[top : top + side, left : left + side]))
+    features = datasets.Features({"image": datasets.Image()})
+    return datasets.Dataset.from_dict({"image": images}, features=features)
+
+
+# ------------------------------------------------------------------------------------------------ pictures
+
+
+@torch.no_grad()
+def pretraining_picture(model, batch: dict, max_images: int = 4):
+    """A picture grid of what the model sees and predicts, one row per image.
+
+    MaskFeat: input | masked input | HOG target | HOG prediction (masked patches). SimMIM: input | masked input | reconstruction.
+    HPM / MAE: input | masked input | reconstruction (visible patches pasted back) | predicted-loss heat map.
+    """
+    was_training = model.training
+    model.eval()
+    model_type = model.config.model_type
+    pixel_values = batch["pixel_values"][:max_images]
+    inputs = {"pixel_values": pixel_values}
+    if batch.get("bool_masked_pos") is not None:
+        inputs["bool_masked_pos"] = batch["bool_masked_pos"][:max_images]
+    out = model(**inputs)
+    if was_training:
+        model.train()
+    patch = model.config.patch_size
+    height, width = pixel_values.shape[-2:]
+    grid = (height // patch, width // patch)
+    mask = out.mask if out.mask is not None else inputs["bool_masked_pos"]
+    rows = []
+    for i in range(len(pixel_values)):
+        image = denormalize(pixel_values[i])
+        row = [image, mask_overlay(image, mask[i], grid)]
+        if model_type == "maskfeat":
+            nbins, cells = model.config.hog_nbins, patch // model.config.hog_cell_size
+            # the prediction is drawn on masked patches only (the loss ignores the others), normalised per
+            # (channel, cell) like the targets so that orientations, not magnitudes, are compared
+            prediction = out.logits[i].float().clamp(min=0) * mask[i, :, None]
+            for feats in (out.hog_targets[i], prediction):
+                hog = feats.float().reshape(grid[0], grid[1], 3, nbins, cells, cells)
+                hog = hog.permute(2, 3, 0, 4, 1, 5).reshape(3, nbins, grid[0] * cells, grid[1] * cells)
+                hog = torch.nn.functional.normalize(hog, dim=1)
+                glyphs = hog_glyphs(hog, cell_px=16)
+                row.append(np.asarray(_resize(glyphs, (height, width))))
+        elif model_type == "simmim":
+            row.append(denormalize(out.reconstruction[i]))
+        else:
+            prediction = out.logits[i : i + 1].float()
+            if getattr(model.config, "target", "pixel") == "pixel":
+                target = patchify(pixel_values[i : i + 1].float(), patch)
+                if model.config.norm_pix_loss:  # undo the per-patch normalisation with the true statistics
+                    mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
+                    prediction = prediction * (var + 1e-6) ** 0.5 + mean
+                merged = torch.where(mask[i : i + 1, :, None], prediction, target)
+                row.append(denormalize(unpatchify(merged, patch, (height, width))[0]))
+            if out.predicted_patch_loss is not None:
+                row.append(heatmap(out.predicted_patch_loss[i], grid, (height, width)))
+        rows.append(row)
+    return image_grid(rows, upscale=max(1, 128 // height))
+
+
+def _resize(array: np.ndarray, size: tuple[int, int]):
+    import PIL.Image
+
+    return PIL.Image.fromarray(array).resize((size[1], size[0]), PIL.Image.BILINEAR)

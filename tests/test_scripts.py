@@ -1,0 +1,138 @@
+"""Smoke tests of the scripts: a couple of steps each, then the saved files are checked (diffusers' habit)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoImageProcessor, AutoModelForPreTraining
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+import pretrain  # noqa: E402
+
+SMALL = {
+    "maskfeat": "image_size=32,patch_size=16",
+    "simmim": "mask_patch_size=16",
+    "hpm": "image_size=32,patch_size=8",
+}
+PRESETS = {"maskfeat": "test", "simmim": "vit-test", "hpm": "test"}
+
+
+def run_args(method, out, *extra):
+    overrides = SMALL[method]
+    args = ["--method", method, "--preset", PRESETS[method], "--output_dir", str(out), "--default_data_size", "64"]
+    args += ["--per_device_train_batch_size", "8", "--picture_steps", "0", "--seed", "0", "--cpu"]
+    if method != "simmim":
+        args += ["--config_overrides", overrides]
+    else:
+        args += ["--config_overrides", overrides]
+    return args + list(extra)
+
+
+@pytest.mark.parametrize("method", ["maskfeat", "simmim", "hpm"])
+def test_pretrain_two_steps_writes_everything(method, tmp_path):
+    metrics = pretrain.main(run_args(method, tmp_path, "--max_steps", "2"))
+    assert metrics["train_steps"] == 2
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "README.md",
+        "training_args.json",
+        "all_results.json",
+        "reconstruction.png",
+        "train_log.jsonl",
+    ):
+        assert (tmp_path / name).is_file(), name
+    assert not list(tmp_path.glob("*.bin")), "weights must be safetensors only"
+    model = AutoModelForPreTraining.from_pretrained(tmp_path)
+    assert model.config.model_type == method
+    state = load_file(tmp_path / "model.safetensors")
+    for key, value in model.state_dict().items():
+        if key in state:
+            assert torch.equal(value, state[key]), key
+    assert type(AutoImageProcessor.from_pretrained(tmp_path)).__name__.lower().startswith(method)
+    card = (tmp_path / "README.md").read_text()
+    assert "library_name: transformers" in card and f"- {method}" in card
+    lines = (tmp_path / "train_log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2]
+
+
+def losses(out: Path) -> dict[int, float]:
+    return {row["step"]: row["loss"] for row in map(json.loads, (out / "train_log.jsonl").read_text().splitlines())}
+
+
+@pytest.mark.parametrize("method", ["maskfeat", "hpm"])
+def test_resume_continues_exactly(method, tmp_path):
+    full, split = tmp_path / "full", tmp_path / "split"
+    common = ("--max_steps", "8", "--checkpointing_steps", "4")
+    pretrain.main(run_args(method, full, *common))
+    pretrain.main(run_args(method, split, *common, "--stop_after_steps", "4"))
+    assert [p.name for p in (split / "checkpoints").iterdir()] == ["step-4"]
+    assert not (split / "model.safetensors").exists()
+    checkpoint = split / "checkpoints" / "step-4"
+    assert list(checkpoint.glob("*.safetensors")) and not list(checkpoint.glob("pytorch_model*.bin"))
+    pretrain.main(run_args(method, split, *common, "--resume_from_checkpoint", "latest"))
+    a, b = losses(full), losses(split)
+    assert sorted(b) == list(range(1, 9))
+    for step in range(1, 9):
+        assert a[step] == b[step], f"step {step}: {a[step]} != {b[step]}"
+    full_state = load_file(full / "model.safetensors")
+    split_state = load_file(split / "model.safetensors")
+    for key in full_state:
+        assert torch.equal(full_state[key], split_state[key]), key
+
+
+def test_interrupted_checkpoint_never_replaces_the_last_good_one(tmp_path):
+    from hf_mim.training import checkpoint_dirs, latest_checkpoint
+
+    (tmp_path / "checkpoints" / "step-4").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "tmp-step-8").mkdir()  # a save killed half way
+    assert latest_checkpoint(tmp_path).name == "step-4"
+    assert [p.name for p in checkpoint_dirs(tmp_path)] == ["step-4"]
+
+
+def test_bad_arguments_are_explained(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        pretrain.main(["--push_to_hub", "--output_dir", str(tmp_path)])
+    assert "--hub_model_id" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        pretrain.main(["--method", "beit"])
+    with pytest.raises(ValueError, match="key=value"):
+        pretrain.main(run_args("maskfeat", tmp_path, "--max_steps", "1", "--config_overrides", "oops"))
+
+
+def test_two_cpu_ranks_ddp_identical_weights_and_rank0_writes(tmp_path):
+    out = tmp_path / "ddp"
+    reports = tmp_path / "reports"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_MIM_DDP_REPORT_DIR": str(reports)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(REPO / "scripts" / "ddp_check.py"),
+        *run_args("maskfeat", out, "--max_steps", "3", "--checkpointing_steps", "2"),
+    ]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rank0, rank1 = (json.loads((reports / f"rank-{r}.json").read_text()) for r in (0, 1))
+    assert rank0["world_size"] == rank1["world_size"] == 2
+    assert rank0["weights_sha256"] == rank1["weights_sha256"], "ranks diverged"
+    # rank 1 writes nothing but its own RNG state into checkpoints (accelerate keeps one per process, which exact
+    # per-rank resumption needs); weights, optimizer, logs, cards and pictures come from rank 0 only
+    assert rank1["files_written"] == ["checkpoints/tmp-step-2/random_states_1.pkl"], rank1["files_written"]
+    assert "checkpoints/tmp-step-2/optimizer.bin" in rank0["files_written"]
+    assert "config.json" in rank0["files_written"] and (out / "model.safetensors").is_file()
+    steps = [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
