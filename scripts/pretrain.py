@@ -30,7 +30,8 @@ from transformers import AutoModelForPreTraining, get_cosine_schedule_with_warmu
 
 import hf_mim
 from hf_mim import training
-from hf_mim.hub import push_folder, render_model_card
+from hf_mim.export import bundle_remote_code
+from hf_mim.hub import PushToHubError, push_folder, render_model_card
 
 LAST_MODEL = None  # the trained (unwrapped) model of the last main() call, for in-process checks
 
@@ -333,6 +334,9 @@ def main(argv: list[str] | None = None) -> dict:
     if main_process:
         unwrapped.save_pretrained(output_dir, safe_serialization=True)
         processor.save_pretrained(output_dir)
+        # the modeling code travels with the weights: loadable with trust_remote_code where hf_mim is not installed
+        bundle_remote_code(unwrapped, output_dir)
+        bundle_remote_code(processor, output_dir)
         (output_dir / "training_args.json").write_text(json.dumps(vars(args), indent=2, default=str))
         (output_dir / "all_results.json").write_text(json.dumps(metrics, indent=2))
         hyper = {
@@ -392,6 +396,9 @@ def _write_picture(accelerator, model, batch, output_dir: Path, step: int | None
 if __name__ == "__main__":
     try:
         main()
+    except PushToHubError as err:
+        print(f"\n{err}", file=sys.stderr)
+        sys.exit(1)
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()  # gloo can abort at exit otherwise

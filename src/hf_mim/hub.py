@@ -111,12 +111,12 @@ def push_folder(
     private: bool = False,
     token: str | None = None,
     retries: int = 4,
-    backoff: float = 2.0,
+    backoff: float | None = None,
     ignore_patterns: list[str] | None = None,
     commit_message: str = "Upload with hf_mim",
 ) -> str:
     """Creates ``repo_id`` if needed and uploads ``folder``, retrying transient failures (HTTP 5xx, 429,
-    connection errors) with exponential backoff.
+    connection errors) with exponential backoff (``backoff`` seconds, doubling; env ``HF_MIM_PUSH_BACKOFF``).
 
     Returns:
         The commit URL.
@@ -124,6 +124,7 @@ def push_folder(
     Raises:
         PushToHubError: after the last try, with the command that retries the upload alone.
     """
+    backoff = float(os.environ.get("HF_MIM_PUSH_BACKOFF", 2.0)) if backoff is None else backoff
     api = HfApi(token=token)
     ignore_patterns = ignore_patterns if ignore_patterns is not None else ["checkpoints/*", "runs/*", "*.tmp"]
     last_error: Exception | None = None

@@ -1,0 +1,139 @@
+"""Hub round trips through the real huggingface_hub client, against a Hub-API-compatible server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .hub_server import HubServer
+
+REPO = Path(__file__).resolve().parents[1]
+
+PRETRAIN = [
+    sys.executable, str(REPO / "scripts" / "pretrain.py"), "--preset", "test", "--config_overrides",
+    "image_size=32,patch_size=16", "--default_data_size", "32", "--per_device_train_batch_size", "8",
+    "--max_steps", "2", "--picture_steps", "0", "--cpu",
+]  # fmt: skip
+
+# Loads a pushed repo with transformers alone: hf_mim is made unimportable first.
+LOAD_WITHOUT_HF_MIM = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "hf_mim" or name.startswith("hf_mim."):
+            raise ImportError("hf_mim is blocked in this process")
+sys.meta_path.insert(0, Block())
+import torch
+from safetensors.torch import load_file
+from transformers import AutoImageProcessor, AutoModelForPreTraining
+model = AutoModelForPreTraining.from_pretrained(sys.argv[1], trust_remote_code=True)
+processor = AutoImageProcessor.from_pretrained(sys.argv[1], trust_remote_code=True)
+local = load_file(sys.argv[2] + "/model.safetensors")
+state = model.state_dict()
+assert all(torch.equal(state[k], v) for k, v in local.items()), "weights differ"
+batch = processor([torch.rand(3, 40, 40)], augment=False, seed=0)
+out = model(**batch)
+assert torch.isfinite(out.loss)
+assert "hf_mim" not in sys.modules and type(model).__module__.startswith("transformers_modules")
+print("LOADED", type(model).__name__, type(processor).__name__)
+"""
+
+LOAD_WITH_HF_MIM = """
+import sys, torch, hf_mim
+from safetensors.torch import load_file
+from transformers import AutoModelForPreTraining
+model = AutoModelForPreTraining.from_pretrained(sys.argv[1])
+local = load_file(sys.argv[2] + "/model.safetensors")
+assert all(torch.equal(model.state_dict()[k], v) for k, v in local.items())
+assert type(model).__module__.startswith("hf_mim")
+print("LOADED", type(model).__name__)
+"""
+
+
+def hub_env(hub: HubServer, tmp_path: Path) -> dict:
+    env = dict(os.environ)
+    env.pop("HF_HUB_OFFLINE", None)
+    env.update(
+        HF_ENDPOINT=hub.endpoint, HF_TOKEN="hf_test_token", HF_HOME=str(tmp_path / "hf_home"),
+        HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1", HF_MIM_PUSH_BACKOFF="0.05", NO_PROXY="127.0.0.1",
+    )  # fmt: skip
+    return env
+
+
+def run(cmd, env, cwd=REPO):
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def test_push_retries_then_pull_identical_and_remote_code(tmp_path):
+    out = tmp_path / "out"
+    with HubServer() as hub:
+        hub.state.fail_commits = 2  # the Hub errors twice (HTTP 500), then recovers
+        env = hub_env(hub, tmp_path)
+        result = run(
+            [*PRETRAIN, "--output_dir", str(out), "--push_to_hub", "--hub_model_id", "org/maskfeat-test"], env
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert hub.state.commit_attempts == 3
+        repo = hub.state.repos["org/maskfeat-test"]
+        assert {"config.json", "model.safetensors", "preprocessor_config.json", "README.md", "modeling_maskfeat.py",
+                "configuration_maskfeat.py", "targets.py", "reconstruction.png"} <= set(repo.files)  # fmt: skip
+        assert not any(name.startswith("checkpoints/") for name in repo.files)
+        pulled = run([sys.executable, "-c", LOAD_WITH_HF_MIM, "org/maskfeat-test", str(out)], env)
+        assert pulled.returncode == 0 and "LOADED MaskFeatForPreTraining" in pulled.stdout, pulled.stderr[-3000:]
+        remote = run([sys.executable, "-c", LOAD_WITHOUT_HF_MIM, "org/maskfeat-test", str(out)], env, cwd=tmp_path)
+        assert remote.returncode == 0, remote.stderr[-3000:]
+        assert "LOADED MaskFeatForPreTraining MaskFeatImageProcessor" in remote.stdout
+
+
+def test_failing_hub_keeps_local_output_and_says_how_to_retry(tmp_path):
+    out = tmp_path / "out"
+    with HubServer() as hub:
+        hub.state.fail_commits = 10**6
+        env = hub_env(hub, tmp_path)
+        result = run([*PRETRAIN, "--output_dir", str(out), "--push_to_hub", "--hub_model_id", "org/flaky"], env)
+        assert result.returncode == 1
+        assert "retry the upload alone with: python scripts/push_to_hub.py" in result.stderr
+        for name in ("config.json", "model.safetensors", "preprocessor_config.json", "README.md", "all_results.json"):
+            assert (out / name).is_file(), name
+        hub.state.fail_commits = 0  # the Hub is back: the suggested command finishes the job
+        retry = run([sys.executable, str(REPO / "scripts" / "push_to_hub.py"), "--output_dir", str(out),
+                     "--hub_model_id", "org/flaky"], env)  # fmt: skip
+        assert retry.returncode == 0, retry.stderr[-3000:]
+        pulled = run([sys.executable, "-c", LOAD_WITH_HF_MIM, "org/flaky", str(out)], env)
+        assert pulled.returncode == 0, pulled.stderr[-3000:]
+
+
+def test_push_to_hub_script_rejects_unfinished_folder(tmp_path):
+    result = run([sys.executable, str(REPO / "scripts" / "push_to_hub.py"), "--output_dir", str(tmp_path),
+                  "--hub_model_id", "org/x"], dict(os.environ))  # fmt: skip
+    assert result.returncode == 2 and "no config.json" in result.stderr
+
+
+@pytest.mark.parametrize("method", ["simmim", "hpm"])
+def test_remote_code_bundle_for_other_methods(method, tmp_path):
+    import torch
+
+    from hf_mim import get_model_spec
+    from hf_mim.export import bundle_remote_code
+
+    spec = get_model_spec(method)
+    model = spec.pretraining_class(spec.tiny_config())
+    processor = spec.image_processor_class.from_model_config(model.config)
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    written = bundle_remote_code(model, tmp_path) + bundle_remote_code(processor, tmp_path)
+    assert f"modeling_{method}.py" in written and "image_processing.py" in written
+    code = LOAD_WITHOUT_HF_MIM.replace(
+        "processor([torch.rand(3, 40, 40)], augment=False, seed=0)",
+        "processor([torch.rand(3, 40, 40)], augment=False, seed=0, return_mask=False)",
+    )
+    code = code.replace("out = model(**batch)", "out = model(**batch, **EXTRA)")
+    extra = spec.pretraining_inputs(model.config, 1, torch.Generator().manual_seed(0))
+    torch.save(extra, tmp_path / "extra.pt")
+    code = code.replace("out = model(", "EXTRA = torch.load(sys.argv[2] + '/extra.pt')\nout = model(")
+    result = run([sys.executable, "-c", code, str(tmp_path), str(tmp_path)], dict(os.environ), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
