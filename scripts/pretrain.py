@@ -116,35 +116,6 @@ def parse_overrides(text: str) -> dict:
     return overrides
 
 
-def load_data(args):
-    """The training images as a `datasets` (Iterable)Dataset with an image column, and a description."""
-    import datasets
-
-    if args.dataset_name:
-        ds = datasets.load_dataset(args.dataset_name, args.dataset_config, split=args.split, streaming=args.streaming)
-        name = args.dataset_name
-    elif args.train_dir:
-        ds = datasets.load_dataset("imagefolder", data_dir=args.train_dir, split=args.split, streaming=args.streaming)
-        name = f"imagefolder {args.train_dir}"
-    elif args.data_files:
-        kind = "arrow" if all(f.endswith(".arrow") for f in args.data_files) else "parquet"
-        ds = datasets.load_dataset(kind, data_files=args.data_files, split=args.split, streaming=args.streaming)
-        name = ", ".join(Path(f).name for f in args.data_files)
-    else:
-        ds = training.default_image_dataset(args.default_data_size, seed=0)
-        name = f"{args.default_data_size} random crops of the photos shipped with scikit-image"
-        args.image_column = "image"
-    if args.image_column not in (ds.column_names or [args.image_column]):
-        raise ValueError(f"--image_column {args.image_column!r} not in the dataset columns {ds.column_names}")
-    if args.max_train_samples:
-        ds = (
-            ds.take(args.max_train_samples)
-            if args.streaming
-            else ds.select(range(min(args.max_train_samples, len(ds))))
-        )
-    return ds, name
-
-
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     accelerator = Accelerator(
@@ -173,7 +144,17 @@ def main(argv: list[str] | None = None) -> dict:
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     processor = training.build_image_processor(args.method, config)
-    dataset, dataset_description = load_data(args)
+    dataset, dataset_description = training.load_image_dataset(
+        dataset_name=args.dataset_name,
+        dataset_config=args.dataset_config,
+        train_dir=args.train_dir,
+        data_files=args.data_files,
+        split=args.split,
+        streaming=args.streaming,
+        image_column=args.image_column,
+        max_samples=args.max_train_samples,
+        default_data_size=args.default_data_size,
+    )
     picture_images = [row[args.image_column] for _, row in zip(range(4), iter(dataset))]
     transform = processor.as_transform(image_column=args.image_column)
     if args.streaming:

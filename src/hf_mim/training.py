@@ -29,6 +29,9 @@ __all__ = [
     "latest_checkpoint",
     "save_checkpoint",
     "default_image_dataset",
+    "load_image_dataset",
+    "layer_decay_param_groups",
+    "layer_ids",
     "SeededTransformDataset",
     "pretraining_picture",
 ]
@@ -86,6 +89,53 @@ def scaled_learning_rate(base_learning_rate: float, total_batch_size: int, metho
     if method not in list_models():
         raise ValueError(f"`method` must be one of {list_models()}, got {method!r}.")
     return base_learning_rate * total_batch_size / LR_SCALE_BATCH.get(method, 256)
+
+
+# "encoder.layers.3." (ViT block 3) or "encoder.layers.1.blocks.2." (Swin stage 1, block 2)
+_BLOCK = re.compile(r"encoder\.layers\.(\d+)\.(?:blocks\.(\d+)\.)?")
+_EMBEDDING_KEYS = ("embeddings", "cls_token", "mask_token", "position_embeddings")
+
+
+def layer_ids(names: list[str]) -> tuple[dict[str, int], int]:
+    """Maps parameter names to depth: 0 for embeddings and tokens, ``1..L`` for the encoder blocks in order (Swin
+    blocks counted across stages, a stage's patch merging with its last block), ``L + 1`` for the rest (final norm,
+    head). Returns the mapping and ``L``."""
+
+    def block(name: str) -> tuple[int, int] | None:
+        match = _BLOCK.search(name)
+        return None if match is None else (int(match.group(1)), int(match.group(2) or 0))
+
+    blocks = sorted({b for n in names if ".downsample." not in n and (b := block(n)) is not None})
+    depth = {b: i + 1 for i, b in enumerate(blocks)}
+    last_of_stage = {stage: depth[(stage, blk)] for stage, blk in blocks}
+    ids = {}
+    for name in names:
+        if any(key in name for key in _EMBEDDING_KEYS):
+            ids[name] = 0
+        elif (b := block(name)) is not None:
+            ids[name] = last_of_stage[b[0]] if ".downsample." in name else depth[b]
+        else:
+            ids[name] = len(blocks) + 1
+    return ids, len(blocks)
+
+
+def layer_decay_param_groups(
+    model: nn.Module, learning_rate: float, weight_decay: float, layer_decay: float
+) -> list[dict]:
+    """BEiT / MAE fine-tuning groups: depth ``d`` (see :func:`layer_ids`) trains at
+    ``learning_rate * layer_decay ** (L + 1 - d)``, with the weight-decay exclusions of :func:`param_groups`."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    ids, num_layers = layer_ids([n for n, _ in named])
+    groups: dict[tuple[int, bool], dict] = {}
+    for name, param in named:
+        no_decay = param.ndim <= 1 or any(key in name for key in NO_DECAY_KEYWORDS)
+        scale = layer_decay ** (num_layers + 1 - ids[name])
+        group = groups.setdefault(
+            (ids[name], no_decay),
+            {"params": [], "weight_decay": 0.0 if no_decay else weight_decay, "lr": learning_rate * scale},
+        )
+        group["params"].append(param)
+    return list(groups.values())
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints
@@ -247,6 +297,49 @@ def default_image_dataset(num_images: int = 2048, size_range: tuple[int, int] = 
         images.append(PIL.Image.fromarray(photo[top : top + side, left : left + side]))
     features = datasets.Features({"image": datasets.Image()})
     return datasets.Dataset.from_dict({"image": images}, features=features)
+
+
+def load_image_dataset(
+    dataset_name: str | None = None,
+    dataset_config: str | None = None,
+    train_dir: str | None = None,
+    data_files: list[str] | None = None,
+    split: str = "train",
+    streaming: bool = False,
+    image_column: str = "image",
+    max_samples: int | None = None,
+    default_data_size: int = 2048,
+):
+    """Images as a ``datasets`` (Iterable)Dataset: a Hub dataset, an imagefolder, parquet / arrow files, or (none
+    given) :func:`default_image_dataset`.
+
+    Returns:
+        ``(dataset, description)``.
+    """
+    import datasets
+
+    if sum(bool(x) for x in (dataset_name, train_dir, data_files)) > 1:
+        raise ValueError("Give at most one of `dataset_name`, `train_dir`, `data_files`.")
+    if dataset_name:
+        ds = datasets.load_dataset(dataset_name, dataset_config, split=split, streaming=streaming)
+        name = dataset_name
+    elif train_dir:
+        ds = datasets.load_dataset("imagefolder", data_dir=train_dir, split=split, streaming=streaming)
+        name = f"imagefolder {train_dir}"
+    elif data_files:
+        kind = "arrow" if all(str(f).endswith(".arrow") for f in data_files) else "parquet"
+        ds = datasets.load_dataset(kind, data_files=[str(f) for f in data_files], split=split, streaming=streaming)
+        name = ", ".join(Path(f).name for f in data_files)
+    else:
+        ds = default_image_dataset(default_data_size, seed=0)
+        name = f"{default_data_size} random crops of the photos shipped with scikit-image"
+        image_column = "image"
+    columns = ds.column_names
+    if columns is not None and image_column not in columns:
+        raise ValueError(f"`image_column` {image_column!r} is not a column of the dataset: {columns}.")
+    if max_samples:
+        ds = ds.take(max_samples) if streaming else ds.select(range(min(max_samples, len(ds))))
+    return ds, name
 
 
 # ------------------------------------------------------------------------------------------------ pictures

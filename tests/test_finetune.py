@@ -1,0 +1,88 @@
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from hf_mim import get_model_spec
+from hf_mim.training import layer_decay_param_groups
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+import finetune  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cifar_parquet(cifar10_rows, tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "cifar_subset.parquet"
+    cifar10_rows.select(range(120)).to_parquet(str(path))
+    return path
+
+
+def pretrained_checkpoint(method: str, path: Path) -> Path:
+    torch.manual_seed(0)
+    spec = get_model_spec(method)
+    model = spec.pretraining_class(spec.tiny_config())
+    model.save_pretrained(path)
+    spec.image_processor_class.from_model_config(model.config).save_pretrained(path)
+    return path
+
+
+def args_for(checkpoint, data, out, *extra):
+    return ["--model_name_or_path", str(checkpoint), "--data_files", str(data), "--output_dir", str(out),
+            "--max_steps", "4", "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "16",
+            "--learning_rate", "1e-3", "--use_cpu", "--report_to", "none", "--save_strategy", "no",
+            "--max_eval_samples", "32", "--seed", "0", *extra]  # fmt: skip
+
+
+@pytest.mark.parametrize("method", ["maskfeat", "simmim", "hpm"])
+def test_finetune_with_layer_decay_reports_metrics_and_card(method, cifar_parquet, tmp_path):
+    checkpoint = pretrained_checkpoint(method, tmp_path / "pre")
+    out = tmp_path / "ft"
+    metrics = finetune.main(args_for(checkpoint, cifar_parquet, out, "--layer_decay", "0.75"))
+    assert 0 <= metrics["eval_accuracy"] <= 1 and 0 <= metrics["eval_top5_accuracy"] <= 1
+    assert metrics["eval_top5_accuracy"] >= metrics["eval_accuracy"]
+    saved = json.loads((out / "all_results.json").read_text())
+    assert saved["eval_accuracy"] == metrics["eval_accuracy"]
+    config = json.loads((out / "config.json").read_text())
+    assert len(config["id2label"]) == 10 and config["auto_map"]["AutoModelForImageClassification"]
+    card = (out / "README.md").read_text()
+    assert "model-index" in card and "pipeline_tag: image-classification" in card and "top5_accuracy" in card
+    assert (out / "model.safetensors").is_file() and (out / "preprocessor_config.json").is_file()
+
+
+def test_linear_probe_freezes_the_encoder(cifar_parquet, tmp_path):
+    checkpoint = pretrained_checkpoint("maskfeat", tmp_path / "pre")
+    out = tmp_path / "probe"
+    finetune.main(args_for(checkpoint, cifar_parquet, out, "--linear_probe"))
+    before, after = load_file(checkpoint / "model.safetensors"), load_file(out / "model.safetensors")
+    encoder_keys = [k for k in after if k.startswith("maskfeat.encoder.")]
+    assert encoder_keys and all(torch.equal(after[k], before[k]) for k in encoder_keys)
+    assert "classifier.weight" in after
+
+
+def test_layer_decay_groups_scale_by_depth():
+    spec = get_model_spec("maskfeat")
+    model = spec.classification_class(spec.tiny_config(num_labels=3))  # 2 blocks
+    groups = layer_decay_param_groups(model, 1e-3, 0.05, 0.5)
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    wd_of = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    params = dict(model.named_parameters())
+    assert lr_of[id(params["classifier.weight"])] == pytest.approx(1e-3)
+    assert lr_of[id(params["maskfeat.encoder.layers.1.mlp.fc1.weight"])] == pytest.approx(1e-3 * 0.5)
+    assert lr_of[id(params["maskfeat.encoder.layers.0.mlp.fc1.weight"])] == pytest.approx(1e-3 * 0.25)
+    assert lr_of[id(params["maskfeat.encoder.embeddings.patch_embeddings.projection.weight"])] == pytest.approx(
+        1e-3 * 0.125
+    )
+    assert wd_of[id(params["maskfeat.encoder.embeddings.position_embeddings"])] == 0.0
+    assert wd_of[id(params["maskfeat.encoder.layers.0.layernorm_before.bias"])] == 0.0
+    assert wd_of[id(params["maskfeat.encoder.layers.0.mlp.fc1.weight"])] == 0.05
+
+
+def test_finetune_needs_labelled_data(tmp_path):
+    checkpoint = pretrained_checkpoint("maskfeat", tmp_path / "pre")
+    with pytest.raises(ValueError, match="labelled data"):
+        finetune.main(["--model_name_or_path", str(checkpoint), "--output_dir", str(tmp_path / "x"), "--use_cpu"])
