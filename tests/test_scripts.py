@@ -136,3 +136,27 @@ def test_two_cpu_ranks_ddp_identical_weights_and_rank0_writes(tmp_path):
     assert "config.json" in rank0["files_written"] and (out / "model.safetensors").is_file()
     steps = [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]
+
+
+def test_tensorboard_bf16_checkpointing_and_pictures(tmp_path):
+    extra = ("--max_steps", "2", "--report_to", "tensorboard", "--mixed_precision", "bf16", "--gradient_checkpointing",
+             "--picture_steps", "1", "--logging_steps", "1")  # fmt: skip
+    pretrain.main(run_args("maskfeat", tmp_path, *extra))
+    assert sorted(p.name for p in (tmp_path / "pictures").iterdir()) == ["step-1.png", "step-2.png"]
+    events = list(tmp_path.rglob("events.out.tfevents.*"))
+    assert events, "no TensorBoard event file"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(events[0].parent))
+    accumulator.Reload()
+    assert "train/loss" in accumulator.Tags()["scalars"] and "pictures" in accumulator.Tags()["images"]
+
+
+def test_streaming_parquet_data(cifar10_rows, tmp_path):
+    data = tmp_path / "rows.parquet"
+    cifar10_rows.select(range(40)).to_parquet(str(data))
+    args = run_args("simmim", tmp_path / "out", "--max_steps", "2", "--streaming", "--data_files", str(data))
+    metrics = pretrain.main(args)
+    assert metrics["train_steps"] == 2
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "rows.parquet" in card
