@@ -194,3 +194,11 @@ def test_config_presets_and_errors():
         SimMIMConfig(mask_patch_size=24)
     processor = SimMIMImageProcessor.from_model_config(swin)
     assert processor.crop_scale == [0.67, 1.0] and processor.mask_generator(0).num_patches == 48 * 48
+
+
+def test_vit_encoder_uses_the_models_attention_implementation():
+    model = SimMIMForMaskedImageModeling(_simmim_tiny("vit"))
+    attention = model.simmim.encoder.layers[0].attention
+    assert attention.config._attn_implementation == model.config._attn_implementation == "sdpa"
+    eager = SimMIMForMaskedImageModeling(_simmim_tiny("vit", attn_implementation="eager"))
+    assert eager.simmim.encoder.layers[0].attention.config._attn_implementation == "eager"

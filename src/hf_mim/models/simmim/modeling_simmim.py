@@ -79,6 +79,10 @@ class SimMIMModel(SimMIMPreTrainedModel):
 
     def __init__(self, config: SimMIMConfig, use_mask_token: bool = True):
         super().__init__(config)
+        if config.encoder_config._attn_implementation is None:
+            # PreTrainedModel sets the implementation on the top config only; our ViT blocks read the encoder's
+            # config and would silently fall back to eager attention
+            config.encoder_config._attn_implementation = config._attn_implementation
         if config.backbone == "vit":
             self.encoder = MaskedViTEncoder(config.encoder_config, use_mask_token=use_mask_token)
         else:
