@@ -160,3 +160,17 @@ def test_streaming_parquet_data(cifar10_rows, tmp_path):
     assert metrics["train_steps"] == 2
     card = (tmp_path / "out" / "README.md").read_text()
     assert "rows.parquet" in card
+
+
+def test_imagefolder_data(photos, tmp_path):
+    import PIL.Image
+
+    folder = tmp_path / "images" / "train" / "photos"
+    folder.mkdir(parents=True)
+    for i, image in enumerate(list(photos.values()) * 4):
+        PIL.Image.fromarray(image).save(folder / f"{i}.jpg")
+    metrics = pretrain.main(
+        run_args("hpm", tmp_path / "out", "--max_steps", "1", "--train_dir", str(tmp_path / "images"))
+    )
+    assert metrics["train_steps"] == 1
+    assert "imagefolder" in (tmp_path / "out" / "README.md").read_text()
