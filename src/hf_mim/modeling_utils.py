@@ -11,10 +11,12 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from transformers.modeling_outputs import ImageClassifierOutput
 from transformers.models.swin.modeling_swin import SwinDropPath
 from transformers.models.vit.modeling_vit import ViTEmbeddings, ViTLayer
 
 __all__ = [
+    "ClassifierMixin",
     "ViTBlock",
     "MaskedViTEncoder",
     "check_bool_masked_pos",
@@ -180,3 +182,19 @@ def pool_tokens(last_hidden_state: torch.Tensor, pooling: str, has_cls_token: bo
         return last_hidden_state[:, 0]
     patches = last_hidden_state[:, 1:] if has_cls_token else last_hidden_state
     return patches.mean(dim=1)
+
+
+class ClassifierMixin:
+    """The linear head and loss shared by every ``*ForImageClassification`` model (mixed into a PreTrainedModel)."""
+
+    def build_classifier(self, hidden_size: int) -> None:
+        self.num_labels = self.config.num_labels
+        self.classifier = nn.Linear(hidden_size, self.num_labels) if self.num_labels > 0 else nn.Identity()
+
+    def classify(self, outputs, labels: torch.Tensor | None, return_dict: bool | None):
+        """Encoder outputs (with ``pooler_output [B, D]``) -> ``ImageClassifierOutput`` with ``logits [B, C]`` and,
+        given ``labels``, the loss transformers picks for ``config.problem_type`` (cross-entropy by default)."""
+        logits = self.classifier(outputs.pooler_output)
+        loss = self.loss_function(labels, logits, self.config) if labels is not None else None
+        out = ImageClassifierOutput(loss=loss, logits=logits, hidden_states=getattr(outputs, "hidden_states", None))
+        return out if return_dict is not False else out.to_tuple()

@@ -6,22 +6,10 @@ from typing import Any
 
 from transformers import PreTrainedModel, ViTMAEForPreTraining
 
+from ...modeling_utils import VIT_KEYS
 from .configuration_hpm import HPMConfig
 
-_SHARED = (
-    "image_size",
-    "patch_size",
-    "num_channels",
-    "hidden_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "intermediate_size",
-    "hidden_act",
-    "hidden_dropout_prob",
-    "attention_probs_dropout_prob",
-    "qkv_bias",
-    "layer_norm_eps",
-    "initializer_range",
+_SHARED = VIT_KEYS + (
     "decoder_hidden_size",
     "decoder_num_hidden_layers",
     "decoder_num_attention_heads",

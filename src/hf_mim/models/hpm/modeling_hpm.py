@@ -17,12 +17,12 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
-from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.models.vit_mae.modeling_vit_mae import ViTMAEPatchEmbeddings, build_2d_sinusoidal_position_embedding
 from transformers.utils import ModelOutput
 
 from ...losses import masked_mean, mse_loss_predictor_loss, per_patch_mse, relative_loss_predictor_loss
-from ...modeling_utils import ViTBlock, check_bool_masked_pos, pool_tokens
+from ...modeling_utils import ClassifierMixin, ViTBlock, check_bool_masked_pos, pool_tokens
 from ...targets import HOGFeatures, normalize_patches, patchify
 from .configuration_hpm import HPMConfig
 
@@ -488,7 +488,7 @@ class HPMForPreTraining(HPMPreTrainedModel):
         return hpm_from_transformers(cls, model, **config_kwargs)
 
 
-class HPMForImageClassification(HPMPreTrainedModel):
+class HPMForImageClassification(ClassifierMixin, HPMPreTrainedModel):
     """HPM / MAE encoder + linear classifier on mean-pooled patch tokens (``Trainer``-ready).
 
     ``from_pretrained`` on a pretraining checkpoint loads the encoder and initialises only the classifier.
@@ -496,14 +496,10 @@ class HPMForImageClassification(HPMPreTrainedModel):
 
     def __init__(self, config: HPMConfig):
         super().__init__(config)
-        self.num_labels = config.num_labels
         self.hpm = HPMModel(config)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        self.build_classifier(config.hidden_size)
         self.post_init()
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, return_dict=None, **kwargs):
         """Classifies ``pixel_values [B, C, H, W]``; ``labels [B]`` gives a cross-entropy ``loss``."""
-        logits = self.classifier(self.hpm(pixel_values).pooler_output)
-        loss = self.loss_function(labels, logits, self.config) if labels is not None else None
-        out = ImageClassifierOutput(loss=loss, logits=logits)
-        return out if return_dict is not False else out.to_tuple()
+        return self.classify(self.hpm(pixel_values), labels, return_dict)

@@ -17,7 +17,7 @@ from transformers.models.vit.modeling_vit import ViTEmbeddings
 from transformers.utils import ModelOutput
 
 from ...losses import masked_mse_loss
-from ...modeling_utils import MaskedViTEncoder, check_bool_masked_pos, pool_tokens
+from ...modeling_utils import ClassifierMixin, MaskedViTEncoder, check_bool_masked_pos, pool_tokens
 from ...targets import HOGFeatures, normalize_patches, patchify
 from .configuration_maskfeat import MaskFeatConfig
 
@@ -234,7 +234,7 @@ class MaskFeatForPreTraining(MaskFeatPreTrainedModel):
         return out if return_dict is not False else out.to_tuple()
 
 
-class MaskFeatForImageClassification(MaskFeatPreTrainedModel):
+class MaskFeatForImageClassification(ClassifierMixin, MaskFeatPreTrainedModel):
     """MaskFeat encoder + linear classifier on mean-pooled patch tokens (or ``[CLS]``).
 
     ``from_pretrained`` on a pretraining checkpoint loads the encoder and initialises only the classifier.
@@ -242,9 +242,8 @@ class MaskFeatForImageClassification(MaskFeatPreTrainedModel):
 
     def __init__(self, config: MaskFeatConfig):
         super().__init__(config)
-        self.num_labels = config.num_labels
         self.maskfeat = MaskFeatModel(config, use_mask_token=False)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        self.build_classifier(config.hidden_size)
         self.post_init()
 
     def forward(
@@ -266,7 +265,4 @@ class MaskFeatForImageClassification(MaskFeatPreTrainedModel):
             interpolate_pos_encoding=interpolate_pos_encoding,
             output_hidden_states=output_hidden_states,
         )
-        logits = self.classifier(outputs.pooler_output)
-        loss = self.loss_function(labels, logits, self.config) if labels is not None else None
-        out = ImageClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
-        return out if return_dict is not False else out.to_tuple()
+        return self.classify(outputs, labels, return_dict)

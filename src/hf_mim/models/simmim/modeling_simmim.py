@@ -17,7 +17,7 @@ from transformers.models.vit.modeling_vit import ViTEmbeddings
 from transformers.utils import ModelOutput
 
 from ...losses import masked_l1_loss
-from ...modeling_utils import MaskedViTEncoder, check_bool_masked_pos, pool_tokens
+from ...modeling_utils import ClassifierMixin, MaskedViTEncoder, check_bool_masked_pos, pool_tokens
 from .configuration_simmim import SimMIMConfig
 
 __all__ = [
@@ -208,7 +208,7 @@ class SimMIMForMaskedImageModeling(SimMIMPreTrainedModel):
         return simmim_from_transformers(cls, model, **config_kwargs)
 
 
-class SimMIMForImageClassification(SimMIMPreTrainedModel):
+class SimMIMForImageClassification(ClassifierMixin, SimMIMPreTrainedModel):
     """SimMIM encoder + linear classifier (mean-pooled tokens, or ``[CLS]`` for ViT with ``pooling="cls"``).
 
     ``from_pretrained`` on a pretraining checkpoint loads the encoder and initialises only the classifier.
@@ -216,9 +216,8 @@ class SimMIMForImageClassification(SimMIMPreTrainedModel):
 
     def __init__(self, config: SimMIMConfig):
         super().__init__(config)
-        self.num_labels = config.num_labels
         self.simmim = SimMIMModel(config, use_mask_token=False)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        self.build_classifier(config.hidden_size)
         self.post_init()
 
     def forward(
@@ -234,7 +233,4 @@ class SimMIMForImageClassification(SimMIMPreTrainedModel):
         outputs = self.simmim(
             pixel_values, interpolate_pos_encoding=interpolate_pos_encoding, output_hidden_states=output_hidden_states
         )
-        logits = self.classifier(outputs.pooler_output)
-        loss = self.loss_function(labels, logits, self.config) if labels is not None else None
-        out = ImageClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
-        return out if return_dict is not False else out.to_tuple()
+        return self.classify(outputs, labels, return_dict)
