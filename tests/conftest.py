@@ -28,11 +28,14 @@ def cifar10_file() -> Path:
 
 @pytest.fixture(scope="session")
 def cifar10_rows(cifar10_file):
-    """The first 512 training rows as a `datasets.Dataset` with `image` / `label` columns."""
+    """512 training rows drawn at random (seed 0) as a `datasets.Dataset` with `image` / `label` columns.
+
+    The shared file is sorted by class: its first rows are all airplanes, so a prefix would be single-class.
+    """
     from datasets import load_dataset
 
-    ds = load_dataset("parquet", data_files=str(cifar10_file), split="train[:512]")
-    return ds
+    ds = load_dataset("parquet", data_files=str(cifar10_file), split="train")
+    return ds.shuffle(seed=0).select(range(512)).flatten_indices()
 
 
 @pytest.fixture(scope="session")

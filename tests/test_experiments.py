@@ -31,3 +31,10 @@ def test_label_efficiency_pipeline_writes_table(cifar10_rows, tmp_path):
     # labelled subsets are class-balanced and never touch the held-out rows
     subset = label_efficiency.labelled_subset(__import__("numpy").repeat(range(10), 32), 0.1, 400, 0)
     assert len(subset) == 40 and len(set(subset)) == 40
+    import datasets
+
+    data = tmp_path / "out" / "data"
+    val = datasets.load_dataset("parquet", data_files=str(data / "val.parquet"), split="train")
+    labelled = datasets.load_dataset("parquet", data_files=str(data / "labels_0.25.parquet"), split="train")
+    assert len(set(val["label"])) >= 8, "held-out rows must span the classes (the source file is sorted by class)"
+    assert len(set(labelled["label"])) == 10

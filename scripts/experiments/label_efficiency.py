@@ -3,7 +3,8 @@
     python scripts/experiments/label_efficiency.py --budget short --output_dir outputs/label_efficiency
     python scripts/experiments/label_efficiency.py --budget long --test_file cifar10_test.parquet   # a GPU run
 
-1. Split `--train_file` (default: the shared CIFAR-10 training parquet): the last `--val_size` rows are held out.
+1. Split `--train_file` (default: the shared CIFAR-10 training parquet) at random (seeded): `--val_size` rows are
+   held out. (A plain tail would not do: the shared file is sorted by class.)
 2. Pretrain the same small ViT (32 px inputs, patch 4, so 64 tokens) with each method on the remaining images
    (labels unused), through scripts/pretrain.py.
 3. Fine-tune each pretrained encoder, and the same architecture from a random initialisation (scratch), on 1% and
@@ -110,8 +111,9 @@ def main(argv=None) -> dict:
     (out / "data").mkdir(parents=True, exist_ok=True)
     full = datasets.load_dataset("parquet", data_files=args.train_file, split="train")
     total = len(full)
-    train_rows = full.select(range(total - args.val_size))
-    held_out = full.select(range(total - args.val_size, total))
+    order = np.random.default_rng(args.seed).permutation(total)
+    train_rows = full.select(np.sort(order[args.val_size :]))
+    held_out = full.select(np.sort(order[: args.val_size]))
     train_rows.to_parquet(str(out / "data" / "pretrain.parquet"))
     held_out.to_parquet(str(out / "data" / "val.parquet"))
     labels = np.asarray(train_rows["label"])
