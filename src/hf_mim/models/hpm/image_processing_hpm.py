@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from ...image_processing import MaskedImageProcessor
 
@@ -14,25 +14,18 @@ class HPMImageProcessor(MaskedImageProcessor):
     for plain MAE (``from_model_config`` of a config with mining off) a random 75% mask is.
     """
 
-    def __init__(
-        self,
-        image_size: int = 224,
-        patch_size: int = 16,
-        crop_scale=(0.2, 1.0),
-        resample: str = "bicubic",
-        mask_type: str | None = None,
-        mask_kwargs: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ):
-        super().__init__(
-            image_size=image_size,
-            patch_size=patch_size,
-            crop_scale=crop_scale,
-            resample=resample,
-            mask_type=mask_type,
-            mask_kwargs=mask_kwargs if mask_kwargs is not None else {"mask_ratio": 0.75},
-            **kwargs,
-        )
+    #: MAE's settings; explicit arguments (and saved configs) override them.
+    PAPER_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "image_size": 224,
+        "patch_size": 16,
+        "crop_scale": (0.2, 1.0),
+        "resample": "bicubic",
+        "mask_type": None,
+        "mask_kwargs": {"mask_ratio": 0.75},
+    }
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**{**self.PAPER_DEFAULTS, **kwargs})
 
     @classmethod
     def from_model_config(cls, config, **kwargs: Any) -> HPMImageProcessor:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from ...image_processing import MaskedImageProcessor
 
@@ -16,29 +16,19 @@ class MaskFeatImageProcessor(MaskedImageProcessor):
     when they are not passed, which is usually faster.
     """
 
-    def __init__(
-        self,
-        image_size: int = 224,
-        patch_size: int = 16,
-        crop_scale=(0.5, 1.0),
-        crop_ratio=(3 / 4, 4 / 3),
-        resample: str = "bicubic",
-        mask_type: str | None = "blockwise",
-        mask_kwargs: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ):
-        if mask_kwargs is None:
-            mask_kwargs = {"mask_ratio": 0.4, "min_num_patches": 15}
-        super().__init__(
-            image_size=image_size,
-            patch_size=patch_size,
-            crop_scale=crop_scale,
-            crop_ratio=crop_ratio,
-            resample=resample,
-            mask_type=mask_type,
-            mask_kwargs=mask_kwargs,
-            **kwargs,
-        )
+    #: The paper's settings; explicit arguments (and saved configs) override them.
+    PAPER_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "image_size": 224,
+        "patch_size": 16,
+        "crop_scale": (0.5, 1.0),
+        "crop_ratio": (3 / 4, 4 / 3),
+        "resample": "bicubic",
+        "mask_type": "blockwise",
+        "mask_kwargs": {"mask_ratio": 0.4, "min_num_patches": 15},
+    }
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**{**self.PAPER_DEFAULTS, **kwargs})
 
     @classmethod
     def from_model_config(cls, config, **kwargs: Any) -> MaskFeatImageProcessor:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from ...image_processing import MaskedImageProcessor
 
@@ -12,29 +12,19 @@ class SimMIMImageProcessor(MaskedImageProcessor):
     ImageNet mean/std, and :class:`~hf_mim.masking.SimMIMMaskGenerator` masking 60% of 32 px cells over the
     model's patch grid."""
 
-    def __init__(
-        self,
-        image_size: int = 192,
-        patch_size: int = 4,
-        crop_scale=(0.67, 1.0),
-        crop_ratio=(3 / 4, 4 / 3),
-        resample: str = "bilinear",
-        mask_type: str | None = "simmim",
-        mask_kwargs: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ):
-        if mask_kwargs is None:
-            mask_kwargs = {"mask_patch_size": 32, "mask_ratio": 0.6}
-        super().__init__(
-            image_size=image_size,
-            patch_size=patch_size,
-            crop_scale=crop_scale,
-            crop_ratio=crop_ratio,
-            resample=resample,
-            mask_type=mask_type,
-            mask_kwargs=mask_kwargs,
-            **kwargs,
-        )
+    #: The paper's settings; explicit arguments (and saved configs) override them.
+    PAPER_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "image_size": 192,
+        "patch_size": 4,
+        "crop_scale": (0.67, 1.0),
+        "crop_ratio": (3 / 4, 4 / 3),
+        "resample": "bilinear",
+        "mask_type": "simmim",
+        "mask_kwargs": {"mask_patch_size": 32, "mask_ratio": 0.6},
+    }
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**{**self.PAPER_DEFAULTS, **kwargs})
 
     @classmethod
     def from_model_config(cls, config, **kwargs: Any) -> SimMIMImageProcessor:
