@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from transformers import PreTrainedConfig
-
-from ...modeling_utils import check_choice, check_vit_sizes
+from ...configuration_utils import ViTEncoderConfig
+from ...modeling_utils import check_choice
 
 HPM_PRESETS: dict[str, dict[str, Any]] = {
     "base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072},
@@ -39,7 +38,7 @@ HPM_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class HPMConfig(PreTrainedConfig):
+class HPMConfig(ViTEncoderConfig):
     r"""Configuration of HPM (Wang et al., "Hard Patches Mining for Masked Image Modeling", CVPR 2023).
 
     With ``hard_patches_mining=False`` the model is plain MAE (random masking, no loss predictor, no teacher).
@@ -65,20 +64,6 @@ class HPMConfig(PreTrainedConfig):
     model_type = "hpm"
     presets: ClassVar[dict[str, dict[str, Any]]] = HPM_PRESETS
 
-    image_size: int = 224
-    patch_size: int = 16
-    num_channels: int = 3
-    hidden_size: int = 768
-    num_hidden_layers: int = 12
-    num_attention_heads: int = 12
-    intermediate_size: int = 3072
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.0
-    attention_probs_dropout_prob: float = 0.0
-    qkv_bias: bool = True
-    layer_norm_eps: float = 1e-6
-    drop_path_rate: float = 0.0
-    initializer_range: float = 0.02
     decoder_hidden_size: int = 512
     decoder_num_hidden_layers: int = 8
     decoder_num_attention_heads: int = 16
@@ -97,7 +82,6 @@ class HPMConfig(PreTrainedConfig):
     pooling: str = "mean"
 
     def __post_init__(self, **kwargs):
-        check_vit_sizes(self)
         check_choice("target", self.target, ("pixel", "hog"))
         check_choice("loss_predictor_loss", self.loss_predictor_loss, ("relative", "mse"))
         check_choice("pooling", self.pooling, ("mean", "cls"))
@@ -124,10 +108,6 @@ class HPMConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
 
     @property
-    def num_patches(self) -> int:
-        return (self.image_size // self.patch_size) ** 2
-
-    @property
     def num_masked(self) -> int:
         """Masked patches per image at the config's size: ``L - int(L * (1 - mask_ratio))``."""
         return self.num_patches - int(self.num_patches * (1 - self.mask_ratio))
@@ -137,9 +117,3 @@ class HPMConfig(PreTrainedConfig):
         if self.target == "hog":
             return self.num_channels * self.hog_nbins * (self.patch_size // self.hog_cell_size) ** 2
         return self.patch_size**2 * self.num_channels
-
-    @classmethod
-    def from_preset(cls, name: str, **kwargs: Any) -> HPMConfig:
-        """``small``, ``base``, ``large`` (ViT encoders with MAE's 8 x 512 decoder) or ``test``."""
-        check_choice("preset", name, sorted(cls.presets))
-        return cls(**{**cls.presets[name], **kwargs})

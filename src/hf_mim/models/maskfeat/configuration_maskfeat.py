@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from transformers import PreTrainedConfig
-
-from ...modeling_utils import check_choice, check_vit_sizes
+from ...configuration_utils import ViTEncoderConfig
+from ...modeling_utils import check_choice
 
 # ViT sizes of the MaskFeat paper's image experiments (ViT-B/L) plus the usual smaller ViTs.
 MASKFEAT_PRESETS: dict[str, dict[str, Any]] = {
@@ -36,7 +35,7 @@ MASKFEAT_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class MaskFeatConfig(PreTrainedConfig):
+class MaskFeatConfig(ViTEncoderConfig):
     r"""Configuration of MaskFeat (Wei et al., CVPR 2022): a ViT regressing the HOG features of masked patches.
 
     The ViT hyper-parameters have transformers' ``ViTConfig`` meaning.
@@ -63,20 +62,6 @@ class MaskFeatConfig(PreTrainedConfig):
     model_type = "maskfeat"
     presets: ClassVar[dict[str, dict[str, Any]]] = MASKFEAT_PRESETS
 
-    image_size: int = 224
-    patch_size: int = 16
-    num_channels: int = 3
-    hidden_size: int = 768
-    num_hidden_layers: int = 12
-    num_attention_heads: int = 12
-    intermediate_size: int = 3072
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.0
-    attention_probs_dropout_prob: float = 0.0
-    qkv_bias: bool = True
-    layer_norm_eps: float = 1e-6
-    drop_path_rate: float = 0.0
-    initializer_range: float = 0.02
     hog_nbins: int = 9
     hog_cell_size: int = 8
     hog_gaussian_window: int = 0
@@ -89,7 +74,6 @@ class MaskFeatConfig(PreTrainedConfig):
     pooling: str = "mean"
 
     def __post_init__(self, **kwargs):
-        check_vit_sizes(self)
         check_choice("target", self.target, ("hog", "hog+pixel"))
         check_choice("pooling", self.pooling, ("mean", "cls"))
         if self.hog_cell_size < 1 or self.patch_size % self.hog_cell_size:
@@ -101,16 +85,6 @@ class MaskFeatConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
 
     @property
-    def num_patches(self) -> int:
-        return (self.image_size // self.patch_size) ** 2
-
-    @property
     def hog_dim(self) -> int:
         """Length of one patch's HOG target: ``C * nbins * (patch_size / cell_size)^2``."""
         return self.num_channels * self.hog_nbins * (self.patch_size // self.hog_cell_size) ** 2
-
-    @classmethod
-    def from_preset(cls, name: str, **kwargs: Any) -> MaskFeatConfig:
-        """A named ViT size (``tiny``, ``small``, ``base``, ``large``, or ``test``), with overrides."""
-        check_choice("preset", name, sorted(cls.presets))
-        return cls(**{**cls.presets[name], **kwargs})

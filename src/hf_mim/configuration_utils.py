@@ -1,0 +1,57 @@
+"""The ViT encoder fields shared by the ViT-based method configs (MaskFeat, HPM)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from transformers import PreTrainedConfig
+
+from .modeling_utils import check_choice, check_vit_sizes
+
+__all__ = ["ViTEncoderConfig"]
+
+
+class ViTEncoderConfig(PreTrainedConfig):
+    r"""ViT encoder hyper-parameters with transformers' ``ViTConfig`` meaning (``layer_norm_eps`` 1e-6 as the
+    official ViT), checked at config time; subclasses add their method's fields and ``presets``.
+
+    Args:
+        image_size, patch_size, num_channels: Input geometry (``image_size`` divisible by ``patch_size``).
+        hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, hidden_act: Sizes.
+        hidden_dropout_prob, attention_probs_dropout_prob: Dropout rates.
+        qkv_bias: Bias in the query/key/value projections.
+        layer_norm_eps: LayerNorm epsilon.
+        drop_path_rate: Stochastic depth, rising linearly to this rate over the blocks.
+        initializer_range: Std of the initialisation of weights and tokens.
+    """
+
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    image_size: int = 224
+    patch_size: int = 16
+    num_channels: int = 3
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.0
+    attention_probs_dropout_prob: float = 0.0
+    qkv_bias: bool = True
+    layer_norm_eps: float = 1e-6
+    drop_path_rate: float = 0.0
+    initializer_range: float = 0.02
+
+    def __post_init__(self, **kwargs):
+        check_vit_sizes(self)
+        super().__post_init__(**kwargs)
+
+    @property
+    def num_patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+    @classmethod
+    def from_preset(cls, name: str, **kwargs: Any):
+        """A named size from ``cls.presets``, with overrides."""
+        check_choice("preset", name, sorted(cls.presets))
+        return cls(**{**cls.presets[name], **kwargs})
