@@ -133,6 +133,11 @@ def test_two_cpu_ranks_ddp_identical_weights_and_rank0_writes(tmp_path):
     # per-rank resumption needs); weights, optimizer, logs, cards and pictures come from rank 0 only
     assert rank1["files_written"] == ["checkpoints/tmp-step-2/random_states_1.pkl"], rank1["files_written"]
     assert "checkpoints/tmp-step-2/optimizer.bin" in rank0["files_written"]
+    # and that file is inside the finished checkpoint, not in a stray temporary folder
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-2"]
+    assert {"random_states_0.pkl", "random_states_1.pkl", "model.safetensors"} <= {
+        p.name for p in (out / "checkpoints" / "step-2").iterdir()
+    }
     assert "config.json" in rank0["files_written"] and (out / "model.safetensors").is_file()
     steps = [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]

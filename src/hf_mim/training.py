@@ -173,6 +173,8 @@ def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, extra
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp), safe_serialization=True)
+    # every rank writes its own RNG state into tmp: rename only once all of them are done
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (tmp / "trainer_state.json").write_text(json.dumps({"step": step, **extra}, indent=2))
         if final.exists():
