@@ -8,7 +8,32 @@ from transformers import PreTrainedConfig
 
 from .modeling_utils import check_choice, check_vit_sizes
 
-__all__ = ["ViTEncoderConfig"]
+__all__ = ["VIT_SIZES", "ViTEncoderConfig"]
+
+#: Encoder sizes the method presets share: the usual ViT widths at 224 px, the main-job demo (a small ViT on 96 px
+#: crops, minutes on 2 CPU cores) and the one for tests and smoke runs (32 px inputs, 16 patches of 8 px).
+VIT_SIZES: dict[str, dict[str, Any]] = {
+    "tiny": {"hidden_size": 192, "num_hidden_layers": 12, "num_attention_heads": 3, "intermediate_size": 768},
+    "small": {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6, "intermediate_size": 1536},
+    "base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072},
+    "large": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096},
+    "demo": {
+        "image_size": 96,
+        "patch_size": 16,
+        "hidden_size": 192,
+        "num_hidden_layers": 6,
+        "num_attention_heads": 3,
+        "intermediate_size": 768,
+    },
+    "test": {
+        "image_size": 32,
+        "patch_size": 8,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+    },
+}
 
 
 class ViTEncoderConfig(PreTrainedConfig):

@@ -4,37 +4,24 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ...configuration_utils import ViTEncoderConfig
+from ...configuration_utils import VIT_SIZES, ViTEncoderConfig
 from ...modeling_utils import check_choice
 
+
+def _decoder(hidden: int, layers: int, heads: int, intermediate: int) -> dict[str, int]:
+    return {
+        "decoder_hidden_size": hidden,
+        "decoder_num_hidden_layers": layers,
+        "decoder_num_attention_heads": heads,
+        "decoder_intermediate_size": intermediate,
+    }
+
+
+# ViT encoders with MAE's 8 x 512 decoder (the defaults), plus the demo and test sizes with small decoders
 HPM_PRESETS: dict[str, dict[str, Any]] = {
-    "base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072},
-    "large": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096},
-    "small": {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6, "intermediate_size": 1536},
-    "demo": {
-        "image_size": 96,
-        "patch_size": 16,
-        "hidden_size": 192,
-        "num_hidden_layers": 6,
-        "num_attention_heads": 3,
-        "intermediate_size": 768,
-        "decoder_hidden_size": 128,
-        "decoder_num_hidden_layers": 2,
-        "decoder_num_attention_heads": 4,
-        "decoder_intermediate_size": 512,
-    },
-    "test": {
-        "image_size": 32,
-        "patch_size": 8,
-        "hidden_size": 32,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "intermediate_size": 64,
-        "decoder_hidden_size": 32,
-        "decoder_num_hidden_layers": 1,
-        "decoder_num_attention_heads": 2,
-        "decoder_intermediate_size": 64,
-    },
+    **{name: VIT_SIZES[name] for name in ("small", "base", "large")},
+    "demo": {**VIT_SIZES["demo"], **_decoder(128, 2, 4, 512)},
+    "test": {**VIT_SIZES["test"], **_decoder(32, 1, 2, 64)},
 }
 
 

@@ -4,34 +4,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ...configuration_utils import ViTEncoderConfig
+from ...configuration_utils import VIT_SIZES, ViTEncoderConfig
 from ...modeling_utils import check_choice
 
 # ViT sizes of the MaskFeat paper's image experiments (ViT-B/L) plus the usual smaller ViTs.
 MASKFEAT_PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {"hidden_size": 192, "num_hidden_layers": 12, "num_attention_heads": 3, "intermediate_size": 768},
-    "small": {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6, "intermediate_size": 1536},
-    "base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072},
-    "large": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096},
-    # the main-job demo: a small ViT on 96 px crops, minutes on 2 CPU cores
-    "demo": {
-        "image_size": 96,
-        "patch_size": 16,
-        "hidden_size": 192,
-        "num_hidden_layers": 6,
-        "num_attention_heads": 3,
-        "intermediate_size": 768,
-        "mask_min_num_patches": 4,
-    },
-    # for tests and smoke runs: 32 px inputs, 16 patches of 8 px
-    "test": {
-        "image_size": 32,
-        "patch_size": 8,
-        "hidden_size": 32,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "intermediate_size": 64,
-    },
+    **{name: VIT_SIZES[name] for name in ("tiny", "small", "base", "large", "test")},
+    "demo": {**VIT_SIZES["demo"], "mask_min_num_patches": 4},  # 36 patches: smaller blocks
 }
 
 

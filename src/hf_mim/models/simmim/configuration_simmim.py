@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from transformers import AutoConfig, PreTrainedConfig, SwinConfig, ViTConfig
 from transformers.configuration_utils import SubConfigSpec
 
+from ...configuration_utils import VIT_SIZES
 from ...modeling_utils import check_choice
 
 BACKBONES = ("vit", "swin")
@@ -30,30 +31,11 @@ SIMMIM_PRESETS: dict[str, dict[str, Any]] = {
             "drop_path_rate": 0.0,
         },
     },
-    "vit-demo": {
-        "backbone": "vit",
-        "encoder_config": {
-            "image_size": 96,
-            "patch_size": 16,
-            "hidden_size": 192,
-            "num_hidden_layers": 6,
-            "num_attention_heads": 3,
-            "intermediate_size": 768,
-            "layer_norm_eps": 1e-6,
-        },
-    },
+    "vit-demo": {"backbone": "vit", "encoder_config": {**VIT_SIZES["demo"], "layer_norm_eps": 1e-6}},
     "vit-test": {
         "backbone": "vit",
         "mask_patch_size": 16,
-        "encoder_config": {
-            "image_size": 32,
-            "patch_size": 8,
-            "hidden_size": 32,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "intermediate_size": 64,
-            "layer_norm_eps": 1e-6,
-        },
+        "encoder_config": {**VIT_SIZES["test"], "layer_norm_eps": 1e-6},
     },
     "swin-test": {
         "backbone": "swin",
