@@ -1,4 +1,7 @@
-"""Installs hf_mim from src/ (``pip install -e .[dev]``).
+"""Installs hf_mim from src/ (``pip install .``, or ``pip install -e .[dev]`` to develop).
+
+The model-card templates in the top-level ``model_cards/`` ship inside the package as ``hf_mim.model_cards``, so a
+wheel needs nothing from the checkout at run time. ``hf-mim`` is the console command.
 
 torch is listed as a plain range on purpose: install scripts put the wanted torch build in place first
 (a CPU wheel on CPU machines, the machine's own CUDA build on GPU machines), and pip then keeps it.
@@ -15,9 +18,10 @@ setup(
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
-    package_dir={"": "src"},
-    packages=find_packages("src"),
-    package_data={"hf_mim": ["metrics/*/*.py", "py.typed"]},
+    package_dir={"": "src", "hf_mim.model_cards": "model_cards"},
+    packages=find_packages("src") + ["hf_mim.model_cards"],
+    package_data={"hf_mim": ["metrics/*/*.py", "py.typed"], "hf_mim.model_cards": ["*.md"]},
+    entry_points={"console_scripts": ["hf-mim = hf_mim.cli:main"]},
     python_requires=">=3.10",
     install_requires=[
         "torch>=2.1",
@@ -30,8 +34,11 @@ setup(
         "numpy>=1.24",
         "pillow>=10.0",
         "tqdm>=4.66",
+        "filelock>=3.12",
+        "scikit-image>=0.22",  # the photos of the embedded demo data
     ],
     extras_require={
-        "dev": ["pytest>=8", "ruff>=0.6", "scikit-image>=0.22", "scipy>=1.10", "tensorboard>=2.14"],
+        "analysis": ["matplotlib>=3.7", "scipy>=1.10"],
+        "dev": ["pytest>=8", "ruff>=0.6", "scipy>=1.10", "tensorboard>=2.14", "matplotlib>=3.7"],
     },
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import threading
 import time
@@ -219,3 +220,14 @@ class HubServer:
     def __exit__(self, *exc) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def hub_env(hub: HubServer, tmp_path) -> dict:
+    """The environment of a process that talks to ``hub`` through the real huggingface_hub client."""
+    env = dict(os.environ)
+    env.pop("HF_HUB_OFFLINE", None)
+    env.update(
+        HF_ENDPOINT=hub.endpoint, HF_TOKEN="hf_test_token", HF_HOME=str(tmp_path / "hf_home"),
+        HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1", HF_MIM_PUSH_BACKOFF="0.05", NO_PROXY="127.0.0.1",
+    )  # fmt: skip
+    return env

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .hub_server import HubServer
+from .hub_server import HubServer, hub_env
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,16 +54,6 @@ print("LOADED", type(model).__name__)
 """
 
 
-def hub_env(hub: HubServer, tmp_path: Path) -> dict:
-    env = dict(os.environ)
-    env.pop("HF_HUB_OFFLINE", None)
-    env.update(
-        HF_ENDPOINT=hub.endpoint, HF_TOKEN="hf_test_token", HF_HOME=str(tmp_path / "hf_home"),
-        HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1", HF_MIM_PUSH_BACKOFF="0.05", NO_PROXY="127.0.0.1",
-    )  # fmt: skip
-    return env
-
-
 def run(cmd, env, cwd=REPO):
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=cwd)
 
@@ -96,7 +86,7 @@ def test_failing_hub_keeps_local_output_and_says_how_to_retry(tmp_path):
         env = hub_env(hub, tmp_path)
         result = run([*PRETRAIN, "--output_dir", str(out), "--push_to_hub", "--hub_model_id", "org/flaky"], env)
         assert result.returncode == 1
-        assert "retry the upload alone with: python scripts/push_to_hub.py" in result.stderr
+        assert "retry the upload alone with: hf-mim push" in result.stderr
         for name in ("config.json", "model.safetensors", "preprocessor_config.json", "README.md", "all_results.json"):
             assert (out / name).is_file(), name
         hub.state.fail_commits = 0  # the Hub is back: the suggested command finishes the job

@@ -15,8 +15,18 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["TEMPLATES_DIR", "render_model_card", "push_folder", "PushToHubError"]
 
-#: Model card templates, one per method (``model_cards/{method}.md`` at the top of the project).
-TEMPLATES_DIR = Path(os.environ.get("HF_MIM_MODEL_CARDS", Path(__file__).resolve().parents[2] / "model_cards"))
+
+def _templates_dir() -> Path:
+    """The model-card templates shipped as the package ``hf_mim.model_cards`` (or ``$HF_MIM_MODEL_CARDS``)."""
+    if os.environ.get("HF_MIM_MODEL_CARDS"):
+        return Path(os.environ["HF_MIM_MODEL_CARDS"])
+    from importlib.resources import files
+
+    return Path(str(files("hf_mim.model_cards")))
+
+
+#: Model card templates, one per method: ``{method}.md``.
+TEMPLATES_DIR = _templates_dir()
 
 _PAPERS = {
     "maskfeat": "Masked Feature Prediction for Self-Supervised Visual Pre-Training",
@@ -155,6 +165,6 @@ def push_folder(
             time.sleep(delay)
     raise PushToHubError(
         f"Uploading {folder} to {repo_id} failed: {last_error}. The local output in {folder} is complete; retry the "
-        f"upload alone with: python scripts/push_to_hub.py --output_dir {folder} --hub_model_id {repo_id}"
+        f"upload alone with: hf-mim push --output_dir {folder} --hub_model_id {repo_id}"
         + (" --hub_private" if private else "")
     ) from last_error

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .config_overrides import check_config_keys
 from .registry import get_model_spec, list_models
 from .targets import patchify, unpatchify
 from .visualization import denormalize, heatmap, hog_glyphs, image_grid, mask_overlay
@@ -52,8 +53,13 @@ def build_config(method: str, preset: str | None = None, config_file: str | None
         raise ValueError("Give either `preset` or `config_file`, not both.")
     if config_file:
         data = json.loads(Path(config_file).read_text())
-        data.pop("model_type", None)
-        return cls(**{**data, **overrides})
+        check_config_keys(method, data, config_file)
+        data = {k: v for k, v in data.items() if k not in ("model_type", "auto_map")}
+        for key, value in overrides.items():  # nested configs (encoder_config) merge field by field
+            data[key] = (
+                {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
+            )
+        return cls(**data)
     if preset:
         return cls.from_preset(preset, **overrides)
     return cls(**overrides)
@@ -264,7 +270,7 @@ def _load_photos() -> list[np.ndarray]:
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError(
             "The embedded default data are the photos shipped with scikit-image: `pip install scikit-image` "
-            "(installed by scripts/install.sh), or pass --dataset_name / --train_dir / --data_files."
+            "(a dependency of hf_mim), or pass --dataset_name / --train_dir / --data_files."
         ) from err
     photos = []
     for name in DEFAULT_PHOTOS:

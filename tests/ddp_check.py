@@ -1,7 +1,7 @@
-"""Runs scripts/pretrain.py under torchrun and records, per rank, a digest of the trained weights and the files
+"""Runs `hf-mim pretrain` (hf_mim.cli.pretrain) under torchrun and records, per rank, a digest of the trained weights and the files
 the rank wrote under the output folder.
 
-    HF_MIM_DDP_REPORT_DIR=reports torchrun --standalone --nproc_per_node 2 scripts/ddp_check.py --cpu --max_steps 3
+    HF_MIM_DDP_REPORT_DIR=reports torchrun --standalone --nproc_per_node 2 tests/ddp_check.py --cpu --max_steps 3
 
 Each rank writes REPORT_DIR/rank-N.json (outside the training output): identical digests mean the ranks stayed in
 sync, and ranks other than 0 should list no written files.
@@ -15,8 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import pretrain  # noqa: E402
+from hf_mim.cli import pretrain
 
 
 def main() -> None:

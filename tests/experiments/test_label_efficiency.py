@@ -1,13 +1,8 @@
 """Smoke test of the label-efficiency experiment: the whole pipeline on a few CIFAR-10 rows."""
 
 import json
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts" / "experiments"))
-
-import label_efficiency  # noqa: E402
+from hf_mim.experiments import label_efficiency
 
 
 def test_label_efficiency_pipeline_writes_table(cifar10_rows, tmp_path):

@@ -1,5 +1,6 @@
+"""Smoke tests of `hf-mim finetune` (Trainer) on CIFAR-10 rows."""
+
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -7,12 +8,10 @@ import torch
 from safetensors.torch import load_file
 
 from hf_mim import get_model_spec
+from hf_mim.cli import finetune
 from hf_mim.training import layer_decay_param_groups
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-
-import finetune  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

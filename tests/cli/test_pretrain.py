@@ -1,4 +1,4 @@
-"""Smoke tests of the scripts: a couple of steps each, then the saved files are checked (diffusers' habit)."""
+"""Smoke tests of `hf-mim pretrain`: a couple of steps each, then the saved files are checked (diffusers' habit)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoImageProcessor, AutoModelForPreTraining
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
+from hf_mim.cli import pretrain
 
-import pretrain  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
+
 
 SMALL = {
     "maskfeat": "image_size=32,patch_size=16",
@@ -121,7 +121,7 @@ def test_two_cpu_ranks_ddp_identical_weights_and_rank0_writes(tmp_path):
         "--standalone",
         "--nproc_per_node",
         "2",
-        str(REPO / "scripts" / "ddp_check.py"),
+        str(REPO / "tests" / "ddp_check.py"),
         *run_args("maskfeat", out, "--max_steps", "3", "--checkpointing_steps", "2"),
     ]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)

@@ -1,0 +1,228 @@
+"""``hf-mim finetune``: fine-tune (or linearly probe) an hf_mim checkpoint for image classification with Trainer.
+
+    hf-mim finetune --model_name_or_path outputs/maskfeat --data_files train.parquet \
+        --output_dir outputs/maskfeat-ft --num_train_epochs 10 --layer_decay 0.75
+    hf-mim finetune --model_name_or_path me/maskfeat-demo --dataset_name <hub id> --linear_probe ...
+
+Any hf_mim checkpoint (local folder or Hub id) loads through AutoModelForImageClassification: the pretrained
+encoder plus a new head. Accuracy (and top-5 with more than 5 classes) comes from metric modules shipped inside
+hf_mim, so evaluation works offline; the results go into the model card's model-index. All other flags are
+transformers' TrainingArguments (--learning_rate, --per_device_train_batch_size, --eval_strategy, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModelForImageClassification,
+    HfArgumentParser,
+    Trainer,
+    TrainingArguments,
+)
+
+from .. import training
+from ..export import bundle_remote_code
+from ..hub import PushToHubError, push_folder, render_model_card
+from ..image_processing import IMAGENET_MEAN, IMAGENET_STD, MaskedImageProcessor
+from ..metrics import load_metric
+
+
+@dataclass
+class FinetuneArguments:
+    model_name_or_path: str = field(metadata={"help": "hf_mim checkpoint: local folder or Hub id"})
+    dataset_name: str | None = field(default=None, metadata={"help": "Hub dataset id"})
+    dataset_config: str | None = None
+    train_dir: str | None = field(default=None, metadata={"help": "imagefolder directory"})
+    data_files: list[str] | None = field(default=None, metadata={"help": "parquet / arrow training files"})
+    validation_files: list[str] | None = field(default=None, metadata={"help": "parquet / arrow validation files"})
+    validation_split_percentage: float = field(
+        default=10.0, metadata={"help": "held out when there is no validation split"}
+    )
+    image_column: str = "image"
+    label_column: str = "label"
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    linear_probe: bool = field(default=False, metadata={"help": "freeze the encoder, train a linear head only"})
+    layer_decay: float = field(
+        default=1.0, metadata={"help": "layer-wise learning-rate decay (1 = off, 0.75 typical)"}
+    )
+    crop_scale_min: float = field(default=0.08, metadata={"help": "random-resized-crop minimum area"})
+    hub_model_id_card: str | None = field(default=None, metadata={"help": "name shown in the model card"})
+
+
+def load_splits(args: FinetuneArguments, seed: int):
+    import datasets
+
+    train, description = training.load_image_dataset(
+        dataset_name=args.dataset_name,
+        dataset_config=args.dataset_config,
+        train_dir=args.train_dir,
+        data_files=args.data_files,
+        image_column=args.image_column,
+    )
+    if not (args.dataset_name or args.train_dir or args.data_files):
+        raise ValueError("Fine-tuning needs labelled data: --dataset_name, --train_dir or --data_files.")
+    if args.label_column not in train.column_names:
+        raise ValueError(f"--label_column {args.label_column!r} is not a column of the dataset: {train.column_names}")
+    if args.validation_files:
+        kind = "arrow" if all(f.endswith(".arrow") for f in args.validation_files) else "parquet"
+        evaluation = datasets.load_dataset(kind, data_files=args.validation_files, split="train")
+    elif args.dataset_name:
+        splits = datasets.get_dataset_split_names(args.dataset_name, args.dataset_config)
+        held = next((s for s in ("validation", "test") if s in splits), None)
+        evaluation = datasets.load_dataset(args.dataset_name, args.dataset_config, split=held) if held else None
+    else:
+        evaluation = None
+    if evaluation is None:
+        parts = train.train_test_split(test_size=args.validation_split_percentage / 100, seed=seed)
+        train, evaluation = parts["train"], parts["test"]
+    if args.max_train_samples:
+        train = train.select(range(min(args.max_train_samples, len(train))))
+    if args.max_eval_samples:
+        evaluation = evaluation.select(range(min(args.max_eval_samples, len(evaluation))))
+    return train, evaluation, description
+
+
+def label_names(dataset, column: str) -> list[str]:
+    feature = dataset.features[column]
+    if hasattr(feature, "names"):
+        return list(feature.names)
+    return [str(v) for v in sorted(set(dataset[column]))]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = HfArgumentParser((FinetuneArguments, TrainingArguments))
+    args, train_args = parser.parse_args_into_dataclasses(args=argv)
+    train_args.remove_unused_columns = False  # the transform needs the image column
+    push = train_args.push_to_hub
+    train_args.push_to_hub = False  # uploaded once at the end by hf_mim.hub.push_folder (card, code, retries)
+    train, evaluation, description = load_splits(args, train_args.seed)
+    labels = label_names(train, args.label_column)
+    if not hasattr(train.features[args.label_column], "names"):  # map raw labels to ids
+        index = {name: i for i, name in enumerate(labels)}
+        train = train.map(lambda b: {args.label_column: [index[str(v)] for v in b[args.label_column]]}, batched=True)
+        evaluation = evaluation.map(
+            lambda b: {args.label_column: [index[str(v)] for v in b[args.label_column]]}, batched=True
+        )
+
+    pretrained = AutoConfig.from_pretrained(args.model_name_or_path)
+    model = AutoModelForImageClassification.from_pretrained(
+        args.model_name_or_path,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)},
+    )
+    method = pretrained.model_type
+    base = getattr(model, model.base_model_prefix)
+    if args.linear_probe:
+        base.requires_grad_(False)
+    try:
+        source = AutoImageProcessor.from_pretrained(args.model_name_or_path)
+        image_size, patch_size = source.image_size, source.patch_size
+        mean, std = source.image_mean, source.image_std
+    except (OSError, ValueError):
+        image_size, patch_size = model.config.image_size, model.config.patch_size
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
+    processor = MaskedImageProcessor(
+        image_size=image_size,
+        patch_size=patch_size,
+        crop_scale=(args.crop_scale_min, 1.0),
+        image_mean=mean,
+        image_std=std,
+        mask_type=None,
+    )
+    train_ds = train.with_transform(
+        processor.as_transform(args.image_column, args.label_column, augment=not args.linear_probe)
+    )
+    eval_ds = evaluation.with_transform(processor.as_transform(args.image_column, args.label_column, augment=False))
+
+    accuracy = load_metric("accuracy")
+    top_k = 5 if len(labels) > 5 else None
+
+    def compute_metrics(eval_pred):
+        logits, references = eval_pred.predictions, eval_pred.label_ids
+        out = accuracy.compute(predictions=np.argmax(logits, -1), references=references)
+        if top_k:
+            out.update(accuracy.compute(predictions=logits.astype(np.float32), references=references, k=top_k))
+        return out
+
+    optimizers = (None, None)
+    if args.layer_decay != 1.0 and not args.linear_probe:
+        groups = training.layer_decay_param_groups(
+            model, train_args.learning_rate, train_args.weight_decay, args.layer_decay
+        )
+        optimizers = (
+            torch.optim.AdamW(
+                groups, lr=train_args.learning_rate, betas=(train_args.adam_beta1, train_args.adam_beta2)
+            ),
+            None,
+        )
+    trainer = Trainer(
+        model=model,
+        args=train_args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        compute_metrics=compute_metrics,
+        optimizers=optimizers,
+    )
+    result = trainer.train(resume_from_checkpoint=train_args.resume_from_checkpoint)
+    metrics = {**result.metrics, **trainer.evaluate()}
+    output_dir = Path(train_args.output_dir)
+    if trainer.is_world_process_zero():
+        trainer.save_model(str(output_dir))
+        processor.save_pretrained(output_dir)
+        bundle_remote_code(model, output_dir)
+        bundle_remote_code(processor, output_dir)
+        (output_dir / "all_results.json").write_text(json.dumps(metrics, indent=2))
+        results = [
+            {"dataset": description, "metric": "accuracy", "value": metrics["eval_accuracy"], "split": "validation"}
+        ]
+        if top_k:
+            results.append(
+                {
+                    "dataset": description,
+                    "metric": f"top{top_k}_accuracy",
+                    "value": metrics[f"eval_top{top_k}_accuracy"],
+                }
+            )
+        hyper = {
+            "mode": "linear probe" if args.linear_probe else "fine-tuning",
+            "learning rate": train_args.learning_rate,
+            "layer decay": args.layer_decay,
+            "epochs": train_args.num_train_epochs if train_args.max_steps <= 0 else f"{train_args.max_steps} steps",
+            "batch size": train_args.per_device_train_batch_size,
+            "pretrained checkpoint": args.model_name_or_path,
+        }
+        model_id = args.hub_model_id_card or train_args.hub_model_id or output_dir.name
+        card = render_model_card(
+            method, model_id, model.config, hyper, description, results, pipeline_tag="image-classification"
+        )
+        card.save(output_dir / "README.md")
+        print(
+            f"eval accuracy {metrics['eval_accuracy']:.4f}"
+            + (f", top-{top_k} {metrics[f'eval_top{top_k}_accuracy']:.4f}" if top_k else "")
+        )
+        if push:
+            if not train_args.hub_model_id:
+                raise ValueError("--push_to_hub needs --hub_model_id")
+            private = bool(getattr(train_args, "hub_private_repo", False))
+            print(f"Pushed to {push_folder(output_dir, train_args.hub_model_id, private=private)}")
+    return metrics
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Console entry point: runs :func:`main` and turns a failed upload into exit code 1."""
+    try:
+        main(argv)
+        return 0
+    except PushToHubError as err:
+        print(f"\n{err}", file=sys.stderr)
+        return 1

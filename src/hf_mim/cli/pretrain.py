@@ -1,0 +1,381 @@
+"""``hf-mim pretrain``: pretrain MaskFeat, SimMIM or HPM with accelerate.
+
+    hf-mim pretrain                                              # the demo: small MaskFeat ViT, embedded photos
+    accelerate launch -m hf_mim pretrain --method simmim --preset vit-base --dataset_name <hub id>
+    torchrun --standalone --nproc_per_node 2 -m hf_mim pretrain --cpu ...   # 2-rank DDP on CPU (gloo)
+
+Data: --dataset_name (+ --dataset_config, --streaming), --train_dir (imagefolder) or --data_files (parquet /
+arrow); none of them means random crops of the photos that ship with scikit-image. Checkpoints go to
+OUTPUT_DIR/checkpoints/step-N (complete or absent, never half-written); --resume_from_checkpoint latest continues
+with the same data order, schedule and RNG state. At the end the model, image processor, model card, training
+arguments and metrics are saved to OUTPUT_DIR (and pushed with --push_to_hub).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from accelerate.utils import DataLoaderConfiguration, set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import AutoModelForPreTraining, get_cosine_schedule_with_warmup
+
+from .. import training
+from ..config_overrides import parse_config_overrides
+from ..export import bundle_remote_code
+from ..hub import PushToHubError, push_folder, render_model_card
+from ..registry import list_models
+
+LAST_MODEL = None  # the trained (unwrapped) model of the last main() call, for in-process checks
+
+DEMO_PRESETS = {"maskfeat": "demo", "simmim": "vit-demo", "hpm": "demo"}
+DEFAULT_BASE_LR = {"maskfeat": 2e-4, "simmim": 1e-4, "hpm": 1.5e-4}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="hf-mim pretrain", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--method", default="maskfeat", choices=list_models())
+    model = p.add_argument_group("model")
+    model.add_argument("--preset", help="named config (default: the method's small demo config)")
+    model.add_argument("--config_file", help="JSON file of config arguments")
+    model.add_argument("--config_overrides", default="", help='e.g. "image_size=64,drop_path_rate=0.1"')
+    model.add_argument("--model_name_or_path", help="continue pretraining from a checkpoint (local or Hub id)")
+    data = p.add_argument_group("data")
+    data.add_argument("--dataset_name")
+    data.add_argument("--dataset_config")
+    data.add_argument("--streaming", action="store_true", help="stream the dataset instead of downloading it")
+    data.add_argument("--train_dir", help="an imagefolder directory")
+    data.add_argument("--data_files", nargs="+", help="parquet / arrow files")
+    data.add_argument("--image_column", default="image")
+    data.add_argument("--split", default="train")
+    data.add_argument("--max_train_samples", type=int)
+    data.add_argument("--default_data_size", type=int, default=2048, help="crops in the embedded default data")
+    data.add_argument("--dataloader_num_workers", type=int, default=0)
+    opt = p.add_argument_group("optimisation")
+    opt.add_argument("--per_device_train_batch_size", type=int, default=32)
+    opt.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    opt.add_argument("--num_train_epochs", type=float, default=10)
+    opt.add_argument("--max_steps", type=int, default=400, help="overrides --num_train_epochs when > 0")
+    opt.add_argument("--base_learning_rate", type=float, help="scaled by total batch / 256 (/ 512 for SimMIM)")
+    opt.add_argument("--learning_rate", type=float, help="absolute learning rate (no scaling)")
+    opt.add_argument("--weight_decay", type=float, default=0.05)
+    opt.add_argument("--adam_beta1", type=float, default=0.9)
+    opt.add_argument("--adam_beta2", type=float, default=0.95)
+    opt.add_argument("--warmup_ratio", type=float, default=0.05)
+    opt.add_argument("--max_grad_norm", type=float, default=3.0, help="0 disables clipping")
+    opt.add_argument("--mixed_precision", default="no", choices=["no", "bf16", "fp16"])
+    opt.add_argument("--gradient_checkpointing", action="store_true")
+    opt.add_argument("--torch_compile", action="store_true")
+    opt.add_argument("--seed", type=int, default=42)
+    opt.add_argument("--cpu", action="store_true", help="train on CPU even when a GPU is present")
+    out = p.add_argument_group("output")
+    out.add_argument("--output_dir", help="default: outputs/<method>")
+    out.add_argument("--checkpointing_steps", type=int, default=0, help="save a checkpoint every N steps (0: never)")
+    out.add_argument("--checkpoints_total_limit", type=int, default=2)
+    out.add_argument("--resume_from_checkpoint", help='"latest" or a checkpoint folder')
+    out.add_argument(
+        "--stop_after_steps", type=int, help="stop (with a checkpoint) after this step, e.g. before a time limit"
+    )
+    out.add_argument("--logging_steps", type=int, default=10)
+    out.add_argument(
+        "--picture_steps", type=int, default=100, help="write a picture grid every N steps (0: only at the end)"
+    )
+    out.add_argument("--report_to", default="none", choices=["none", "tensorboard"])
+    out.add_argument("--push_to_hub", action="store_true")
+    out.add_argument("--hub_model_id")
+    out.add_argument("--hub_private", action="store_true")
+    out.add_argument("--hub_token")
+    args = p.parse_args(argv)
+    if args.push_to_hub and not args.hub_model_id:
+        p.error("--push_to_hub needs --hub_model_id")
+    if sum(bool(x) for x in (args.dataset_name, args.train_dir, args.data_files)) > 1:
+        p.error("give at most one of --dataset_name, --train_dir, --data_files")
+    if sum(bool(x) for x in (args.preset, args.config_file, args.model_name_or_path)) > 1:
+        p.error("give at most one of --preset, --config_file, --model_name_or_path")
+    args.output_dir = args.output_dir or os.path.join("outputs", args.method)
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    if not torch.distributed.is_initialized():
+        # main() may run several times in one process (tests, notebooks): accelerate's state is a singleton
+        AcceleratorState._reset_state(reset_partial_state=True)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        cpu=args.cpu,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_dir=args.output_dir,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
+    )
+    set_seed(args.seed)
+    main_process = accelerator.is_main_process
+    output_dir = Path(args.output_dir)
+    if main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- model and data ------------------------------------------------------------------------------------
+    overrides = parse_config_overrides(args.config_overrides, args.method)
+    if args.model_name_or_path:
+        model = training.build_model(args.method, model_name_or_path=args.model_name_or_path)
+    else:
+        preset = args.preset or (None if args.config_file else DEMO_PRESETS[args.method])
+        config = training.build_config(args.method, preset=preset, config_file=args.config_file, **overrides)
+        model = training.build_model(args.method, config)
+    config = model.config
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    processor = training.build_image_processor(args.method, config)
+    dataset, dataset_description = training.load_image_dataset(
+        dataset_name=args.dataset_name,
+        dataset_config=args.dataset_config,
+        train_dir=args.train_dir,
+        data_files=args.data_files,
+        split=args.split,
+        streaming=args.streaming,
+        image_column=args.image_column,
+        max_samples=args.max_train_samples,
+        default_data_size=args.default_data_size,
+    )
+    picture_images = [row[args.image_column] for _, row in zip(range(4), iter(dataset))]
+    transform = processor.as_transform(image_column=args.image_column)
+    if args.streaming:
+        dataset = dataset.map(
+            transform, batched=True, batch_size=args.per_device_train_batch_size, remove_columns=dataset.column_names
+        )
+        loader = DataLoader(
+            dataset, batch_size=args.per_device_train_batch_size, num_workers=args.dataloader_num_workers
+        )
+        steps_per_epoch = None
+    else:
+        dataset = training.SeededTransformDataset(dataset, processor, args.image_column, seed=args.seed)
+        loader = DataLoader(
+            dataset,
+            batch_size=args.per_device_train_batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=args.dataloader_num_workers,
+            generator=torch.Generator().manual_seed(args.seed),  # keeps the global RNG out of the data order
+        )
+    total_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * accelerator.num_processes
+    demo = not (args.preset or args.config_file or args.model_name_or_path)
+    if args.learning_rate is not None:
+        learning_rate = args.learning_rate
+    elif demo and args.base_learning_rate is None:
+        learning_rate = 1e-3  # the demo's small batch would scale the papers' rates down to nothing
+    else:
+        base = args.base_learning_rate if args.base_learning_rate is not None else DEFAULT_BASE_LR[args.method]
+        learning_rate = training.scaled_learning_rate(base, total_batch, args.method)
+    optimizer = torch.optim.AdamW(
+        training.param_groups(model, args.weight_decay), lr=learning_rate, betas=(args.adam_beta1, args.adam_beta2)
+    )
+    if args.torch_compile:
+        model = torch.compile(model)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    if not args.streaming:
+        steps_per_epoch = max(1, len(loader) // args.gradient_accumulation_steps)
+    if args.max_steps and args.max_steps > 0:
+        max_steps = args.max_steps
+    elif steps_per_epoch:
+        max_steps = math.ceil(args.num_train_epochs * steps_per_epoch)
+    else:
+        raise ValueError("--streaming needs --max_steps (the length of a stream is unknown)")
+    num_epochs = max_steps / steps_per_epoch if steps_per_epoch else args.num_train_epochs
+    warmup = int(args.warmup_ratio * max_steps)
+    # accelerate steps a prepared scheduler once per process, hence the factor
+    scheduler = get_cosine_schedule_with_warmup(
+        optimizer, warmup * accelerator.num_processes, max_steps * accelerator.num_processes
+    )
+    scheduler = accelerator.prepare(scheduler)
+    global LAST_MODEL
+    unwrapped = LAST_MODEL = accelerator.unwrap_model(model)
+    hpm_model = unwrapped if hasattr(unwrapped, "update_teacher") else None
+
+    # -- resume --------------------------------------------------------------------------------------------
+    global_step = 0
+    if args.resume_from_checkpoint:
+        path = (
+            training.latest_checkpoint(output_dir)
+            if args.resume_from_checkpoint == "latest"
+            else Path(args.resume_from_checkpoint)
+        )
+        if path is None:
+            accelerator.print(f"No checkpoint in {output_dir / 'checkpoints'}; starting from scratch.")
+        else:
+            accelerator.load_state(str(path))
+            global_step = json.loads((path / "trainer_state.json").read_text())["step"]
+            accelerator.print(f"Resumed from {path} at step {global_step}.")
+
+    if args.report_to != "none":
+        accelerator.init_trackers(
+            "pretrain", config={k: v for k, v in vars(args).items() if isinstance(v, int | float | str | bool)}
+        )
+    # a fixed picture batch: deterministic preprocessing and masks, independent of the training RNG
+    picture_batch = processor(picture_images, augment=False, seed=0) if main_process else None
+
+    log_path = output_dir / "train_log.jsonl"
+    if main_process and global_step == 0 and log_path.exists():
+        log_path.unlink()
+    progress = tqdm(total=max_steps, initial=global_step, disable=not main_process, desc=f"pretrain {args.method}")
+    model.train()
+    start_time, images_seen, last_loss = time.perf_counter(), 0, float("nan")
+    epoch = global_step // steps_per_epoch if steps_per_epoch else 0
+    stop_at = min(max_steps, args.stop_after_steps or max_steps)
+    while global_step < stop_at:
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(epoch)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
+        batches = loader
+        if steps_per_epoch and global_step > epoch * steps_per_epoch:  # resuming inside an epoch
+            batches = accelerator.skip_first_batches(
+                loader, (global_step - epoch * steps_per_epoch) * args.gradient_accumulation_steps
+            )
+        for batch in batches:
+            if hpm_model is not None:
+                hpm_model.set_training_progress(
+                    min(global_step / (steps_per_epoch or max_steps), num_epochs), num_epochs
+                )
+            with accelerator.accumulate(model):
+                outputs = model(**batch)
+                accelerator.backward(outputs.loss)
+                if accelerator.sync_gradients and args.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            images_seen += batch["pixel_values"].shape[0] * accelerator.num_processes
+            if not accelerator.sync_gradients:
+                continue
+            global_step += 1
+            if hpm_model is not None:
+                hpm_model.update_teacher()
+            last_loss = accelerator.gather(outputs.loss.detach()[None]).mean().item()
+            lr = scheduler.get_last_lr()[0]
+            speed = images_seen / (time.perf_counter() - start_time)
+            progress.update(1)
+            progress.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}", img_s=f"{speed:.0f}")
+            if main_process:
+                with log_path.open("a") as f:
+                    f.write(json.dumps({"step": global_step, "loss": last_loss, "lr": lr}) + "\n")
+            if global_step % args.logging_steps == 0 and args.report_to != "none":
+                accelerator.log(
+                    {"train/loss": last_loss, "train/lr": lr, "train/images_per_second": speed}, step=global_step
+                )
+            if args.picture_steps and global_step % args.picture_steps == 0:
+                _write_picture(accelerator, unwrapped, picture_batch, output_dir, global_step)
+            if args.checkpointing_steps and global_step % args.checkpointing_steps == 0:
+                training.save_checkpoint(
+                    accelerator, output_dir, global_step, {"epoch": epoch}, keep=args.checkpoints_total_limit
+                )
+            if global_step >= stop_at:
+                break
+        epoch += 1
+    progress.close()
+    elapsed = time.perf_counter() - start_time
+
+    if global_step < max_steps:  # stopped early on purpose: leave a checkpoint to resume from
+        if not (args.checkpointing_steps and global_step % args.checkpointing_steps == 0):
+            training.save_checkpoint(
+                accelerator, output_dir, global_step, {"epoch": epoch}, keep=args.checkpoints_total_limit
+            )
+        accelerator.print(f"Stopped at step {global_step}/{max_steps}; resume with --resume_from_checkpoint latest.")
+        accelerator.end_training()
+        return {"step": global_step, "loss": last_loss}
+
+    # -- final outputs -------------------------------------------------------------------------------------
+    metrics = {
+        "train_loss": last_loss,
+        "train_steps": global_step,
+        "train_runtime_s": round(elapsed, 2),
+        "train_images_per_second": round(images_seen / max(elapsed, 1e-9), 2),
+        "total_batch_size": total_batch,
+        "learning_rate": learning_rate,
+    }
+    accelerator.wait_for_everyone()
+    _write_picture(accelerator, unwrapped, picture_batch, output_dir, None)
+    if main_process:
+        unwrapped.save_pretrained(output_dir, safe_serialization=True)
+        processor.save_pretrained(output_dir)
+        # the modeling code travels with the weights: loadable with trust_remote_code where hf_mim is not installed
+        bundle_remote_code(unwrapped, output_dir)
+        bundle_remote_code(processor, output_dir)
+        (output_dir / "training_args.json").write_text(json.dumps(vars(args), indent=2, default=str))
+        (output_dir / "all_results.json").write_text(json.dumps(metrics, indent=2))
+        hyper = {
+            "total batch size": total_batch,
+            "learning rate": f"{learning_rate:.3g} (AdamW, betas {args.adam_beta1}/{args.adam_beta2}, weight decay {args.weight_decay})",
+            "schedule": f"{warmup} warm-up steps, cosine decay, {global_step} steps",
+            "mixed precision": args.mixed_precision,
+        }
+        card = render_model_card(
+            args.method,
+            args.hub_model_id or output_dir.name,
+            unwrapped.config,
+            hyper,
+            args.dataset_name or dataset_description,
+        )
+        card.save(output_dir / "README.md")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+
+    if main_process:
+        reloaded = AutoModelForPreTraining.from_pretrained(output_dir)
+        metrics["reloaded_class"] = type(reloaded).__name__
+        print(
+            f"\nPretrained {args.method} ({type(unwrapped).__name__}, {sum(p.numel() for p in unwrapped.parameters()) / 1e6:.2f}M "
+            f"parameters) for {global_step} steps on {dataset_description}: final loss {last_loss:.4f}, "
+            f"{metrics['train_images_per_second']:.0f} images/s, {elapsed:.0f}s.\n"
+            f"Saved model, image processor, model card and pictures to {output_dir.resolve()}/ and reloaded it with "
+            f"AutoModelForPreTraining.from_pretrained -> {type(reloaded).__name__}.\n"
+            f"Picture: {(output_dir / 'reconstruction.png').resolve()}"
+        )
+        if args.push_to_hub:
+            url = push_folder(output_dir, args.hub_model_id, private=args.hub_private, token=args.hub_token)
+            print(f"Pushed to {url}")
+    return metrics
+
+
+def _write_picture(accelerator, model, batch, output_dir: Path, step: int | None) -> None:
+    if not accelerator.is_main_process:
+        return
+    device = next(model.parameters()).device
+    batch = {k: v.to(device) for k, v in batch.items()}
+    with torch.random.fork_rng(devices=[]):  # pictures must not shift the training RNG (exact resume)
+        picture = training.pretraining_picture(model, batch)
+    if step is None:
+        picture.save(output_dir / "reconstruction.png")
+        return
+    folder = output_dir / "pictures"
+    folder.mkdir(exist_ok=True)
+    picture.save(folder / f"step-{step}.png")
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            import numpy as np
+
+            tracker.writer.add_image("pictures", np.asarray(picture), step, dataformats="HWC")
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Console entry point: runs :func:`main` and turns a failed upload into exit code 1."""
+    try:
+        main(argv)
+        return 0
+    except PushToHubError as err:
+        print(f"\n{err}", file=sys.stderr)
+        return 1
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()  # gloo can abort at exit otherwise

@@ -1,0 +1,71 @@
+"""The `hf-mim` command: dispatch, version, env, convert and analyze."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from transformers import AutoModelForPreTraining, ViTMAEConfig, ViTMAEForPreTraining
+
+from hf_mim import __version__, get_model_spec
+from hf_mim.cli import main
+
+
+def test_version_help_and_unknown_command(capsys):
+    assert main(["--version"]) == 0 and capsys.readouterr().out.strip() == f"hf-mim {__version__}"
+    assert main(["--help"]) == 0 and "pretrain" in capsys.readouterr().out
+    assert main(["pretrian"]) == 2 and "unknown command 'pretrian'" in capsys.readouterr().err
+
+
+def test_python_dash_m_and_env():
+    result = subprocess.run([sys.executable, "-m", "hf_mim", "env"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (
+        f"hf_mim         : {__version__}" in result.stdout and f"torch          : {torch.__version__}" in result.stdout
+    )
+    assert "device         : cpu" in result.stdout
+
+
+def test_convert_vit_mae_writes_a_complete_folder(tmp_path):
+    config = ViTMAEConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                          intermediate_size=64, decoder_hidden_size=32, decoder_num_hidden_layers=1,
+                          decoder_num_attention_heads=2, decoder_intermediate_size=64)  # fmt: skip
+    torch.manual_seed(0)
+    ViTMAEForPreTraining(config).save_pretrained(tmp_path / "mae")
+    assert main(["convert", "--method", "hpm", "--model_name_or_path", str(tmp_path / "mae"),
+                 "--output_dir", str(tmp_path / "out")]) == 0  # fmt: skip
+    files = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {"config.json", "model.safetensors", "preprocessor_config.json", "README.md", "modeling_hpm.py"} <= files
+    model = AutoModelForPreTraining.from_pretrained(tmp_path / "out")
+    assert type(model).__name__ == "HPMForPreTraining" and not model.config.hard_patches_mining
+
+
+def test_analyze_compares_checkpoints_and_studies_masks(tmp_path, capsys):
+    paths = []
+    for method in ("maskfeat", "hpm"):
+        spec = get_model_spec(method)
+        model = spec.pretraining_class(spec.tiny_config())
+        model.save_pretrained(tmp_path / method)
+        spec.image_processor_class.from_model_config(model.config).save_pretrained(tmp_path / method)
+        paths.append(str(tmp_path / method))
+    out = tmp_path / "analysis"
+    assert main(["analyze", "--model_name_or_path", *paths, "--num_images", "6", "--batch_size", "4",
+                 "--output_dir", str(out), "--mask_study", "--num_masks", "3"]) == 0  # fmt: skip
+    results = json.loads((out / "analysis.json").read_text())
+    assert set(results["models"]) == {"maskfeat", "hpm"} and results["images"]["count"] == 6
+    assert len(results["models"]["hpm"]["cka"]) == 3 and len(results["models"]["maskfeat"]["distance"][0]) == 2
+    study = results["mask_study"]
+    assert study["random_masks"]["32/0.6"]["mask_ratio"] == pytest.approx(0.6111, abs=1e-3)
+    assert study["random_masks"]["64/0.9"] is None  # nothing visible
+    # AvgDist rises with the ratio and with the mask patch size (SimMIM's figure)
+    assert study["random_masks"]["32/0.3"]["avg_dist"] < study["random_masks"]["32/0.6"]["avg_dist"]
+    assert study["random_masks"]["8/0.6"]["avg_dist"] < study["random_masks"]["32/0.6"]["avg_dist"]
+    for name in ("attention_distance.png", "attention_entropy.png", "head_kl.png", "cka.png", "mask_avgdist.png"):
+        assert (out / name).is_file(), name
+    assert "mean attention distance per layer" in capsys.readouterr().out
+
+
+def test_analyze_explains_bad_input(tmp_path):
+    with pytest.raises(SystemExit):
+        main(["analyze", "--output_dir", str(tmp_path)])  # neither checkpoints nor --mask_study
