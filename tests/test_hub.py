@@ -100,7 +100,10 @@ def test_failing_hub_keeps_local_output_and_says_how_to_retry(tmp_path):
 def test_push_to_hub_script_rejects_unfinished_folder(tmp_path):
     result = run([sys.executable, str(REPO / "scripts" / "push_to_hub.py"), "--output_dir", str(tmp_path),
                   "--hub_model_id", "org/x"], dict(os.environ))  # fmt: skip
-    assert result.returncode == 2 and "no config.json" in result.stderr
+    assert (
+        result.returncode == 2
+        and "not a finished output folder (missing config.json, README.md, all_results.json" in result.stderr
+    )
 
 
 @pytest.mark.parametrize("method", ["simmim", "hpm"])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from transformers import AutoModelForMaskedImageModeling, AutoModelForPreTraining, PreTrainedModel
 
+from .checkpointing import COMPLETION_FILE, write_json_atomic
 from .export import bundle_remote_code
 from .hub import render_model_card
 from .registry import get_model_spec
@@ -58,4 +59,5 @@ def save_converted(
     if card_notes:
         hyper["conversion"] = card_notes
     render_model_card(method, output_dir.name, model.config, hyper, None).save(output_dir / "README.md")
+    write_json_atomic(output_dir / COMPLETION_FILE, {"converted_from": source, "class": type(model).__name__})
     return sorted(p.name for p in output_dir.iterdir() if p.is_file())

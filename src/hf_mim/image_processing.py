@@ -31,13 +31,50 @@ def _pair(name: str, value: Any, lower: float = 0.0) -> tuple[float, float]:
     return float(value[0]), float(value[1])
 
 
-def to_rgb_image(image: Any) -> PIL.Image.Image:
-    """Turns a PIL image, an ``(H, W[, C])`` / ``(C, H, W)`` array or tensor into an RGB PIL image.
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    """Scales an image array to 8 bits by its type and bit depth; refuses ranges that could mean two things."""
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * 255
+    if array.size == 0:
+        raise ValueError("Got an empty image.")
+    low, high = float(array.min()), float(array.max())
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise ValueError("Float images must be finite; this one holds NaN or inf values.")
+        if low >= 0.0 and high <= 1.0:
+            scale = 255.0  # the usual [0, 1] convention
+        elif low >= 0.0 and high <= 255.0:
+            scale = 1.0  # values beyond 1 can only mean the 0..255 scale
+        else:
+            raise ValueError(
+                f"A float image must hold values in [0, 1] (or 0..255), got the range [{low:g}, {high:g}]; "
+                "it looks normalised already: undo the normalisation or pass uint8 / [0, 1] images."
+            )
+        return np.clip(np.rint(array.astype(np.float64) * scale), 0, 255).astype(np.uint8)
+    if np.issubdtype(array.dtype, np.integer):
+        if low < 0:
+            raise ValueError(f"Integer images must be non-negative, got values down to {low:g}.")
+        if array.dtype == np.uint16 or high > 255:
+            if high > 65535:
+                raise ValueError(f"Integer image values up to {high:g} fit neither 8 nor 16 bits: scale them first.")
+            return np.rint(array.astype(np.float64) * (255.0 / 65535.0)).astype(np.uint8)  # 16-bit
+        return array.astype(np.uint8)  # an 8-bit image stored in a wider type
+    raise ValueError(f"Unsupported image dtype {array.dtype}.")
 
-    Grayscale, palette and RGBA inputs become RGB; float arrays are taken to be in ``[0, 1]``.
+
+def to_rgb_image(image: Any) -> PIL.Image.Image:
+    """Turns a PIL image, an ``(H, W[, C])`` / ``(C, H, W)`` array or tensor into an 8-bit RGB PIL image.
+
+    Grayscale, palette and RGBA inputs become RGB. Values are scaled by bit depth: 16-bit PNGs (PIL modes ``I;16``,
+    ``I``) and ``uint16`` arrays by 255 / 65535, float images from ``[0, 1]`` (or, when above 1, from 0..255);
+    an integer image whose values exceed 255 is read as 16-bit. Negative or otherwise ambiguous ranges are an error.
     """
     if isinstance(image, PIL.Image.Image):
-        return image if image.mode == "RGB" else image.convert("RGB")
+        if image.mode in ("RGB", "L", "P", "RGBA", "LA", "CMYK", "YCbCr", "1", "PA", "La", "RGBa", "LAB", "HSV"):
+            return image if image.mode == "RGB" else image.convert("RGB")
+        image = np.asarray(image)  # I;16*, I (int32) and F (float32): scaled by their range, not saturated
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu().numpy()
     if not isinstance(image, np.ndarray):
@@ -52,10 +89,7 @@ def to_rgb_image(image: Any) -> PIL.Image.Image:
         raise ValueError(
             f"Each image array must be (H, W), (H, W, C) or (C, H, W) with C in {{1, 3, 4}}, got shape {image.shape}."
         )
-    if image.dtype != np.uint8:
-        scale = 255.0 if np.issubdtype(image.dtype, np.floating) else 1.0
-        image = np.clip(np.asarray(image, dtype=np.float64) * scale, 0, 255).round().astype(np.uint8)
-    return PIL.Image.fromarray(image).convert("RGB")
+    return PIL.Image.fromarray(_to_uint8(np.ascontiguousarray(image))).convert("RGB")
 
 
 class MaskedImageProcessor(BaseImageProcessor):

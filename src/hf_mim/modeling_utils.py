@@ -68,6 +68,10 @@ def check_vit_sizes(config) -> None:
             f"`hidden_size` ({config.hidden_size}) must be divisible by `num_attention_heads` "
             f"({config.num_attention_heads})."
         )
+    if not getattr(config, "layer_norm_eps", 1e-6) > 0:
+        raise ValueError(f"`layer_norm_eps` must be > 0, got {config.layer_norm_eps!r}.")
+    if getattr(config, "num_channels", 3) < 1:
+        raise ValueError(f"`num_channels` must be >= 1, got {config.num_channels!r}.")
     if not 0.0 <= getattr(config, "drop_path_rate", 0.0) < 1.0:
         raise ValueError(f"`drop_path_rate` must be in [0, 1), got {config.drop_path_rate!r}.")
 

@@ -4,9 +4,7 @@ papers, crash-safe checkpoints, the embedded default data, and picture grids."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +24,8 @@ __all__ = [
     "build_image_processor",
     "param_groups",
     "scaled_learning_rate",
-    "checkpoint_dirs",
-    "latest_checkpoint",
-    "save_checkpoint",
+    "drop_corrupt_images",
+    "truncate_log",
     "default_image_dataset",
     "load_image_dataset",
     "layer_decay_param_groups",
@@ -144,52 +141,36 @@ def layer_decay_param_groups(
     return list(groups.values())
 
 
-# ---------------------------------------------------------------------------------------------- checkpoints
-
-_STEP_DIR = re.compile(r"^step-(\d+)$")
+# ------------------------------------------------------------------------------------------------- data
 
 
-def checkpoint_dirs(output_dir: str | os.PathLike) -> list[Path]:
-    """Complete checkpoints under ``output_dir/checkpoints``, oldest first (temporary folders are ignored)."""
-    root = Path(output_dir) / "checkpoints"
-    if not root.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := _STEP_DIR.match(p.name))]
-    return [p for _, p in sorted(found)]
+def truncate_log(path: Path, step: int) -> None:
+    """Keeps the lines of a ``train_log.jsonl`` up to ``step`` (all of them go for a new run, ``step == 0``)."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in kept))
 
 
-def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
-    dirs = checkpoint_dirs(output_dir)
-    return dirs[-1] if dirs else None
+def _decode_error(dataset, index: int, column: str) -> Exception | None:
+    """The error decoding row ``index``'s image raises, or None."""
+    import PIL.Image
+
+    try:
+        value = dataset[int(index)][column]
+        if isinstance(value, PIL.Image.Image):
+            value.load()
+        return None
+    except Exception as err:  # noqa: BLE001 - any decoder error is what we report
+        return err
 
 
-def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, extra: dict, keep: int = 2) -> Path:
-    """``accelerator.save_state`` into a temporary folder, renamed into place only once complete.
-
-    An interrupted save therefore leaves at most a ``tmp-*`` folder behind and never touches the last good
-    checkpoint; only the newest ``keep`` checkpoints are kept. Call on every process (accelerate gathers what it
-    needs); only the main process writes and renames.
-    """
-    root = Path(output_dir) / "checkpoints"
-    final = root / f"step-{step}"
-    tmp = root / f"tmp-step-{step}"
-    if accelerator.is_main_process:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp), safe_serialization=True)
-    # every rank writes its own RNG state into tmp: rename only once all of them are done
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        (tmp / "trainer_state.json").write_text(json.dumps({"step": step, **extra}, indent=2))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        for old in checkpoint_dirs(output_dir)[:-keep] if keep > 0 else []:
-            shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    return final
+def drop_corrupt_images(dataset, column: str = "image"):
+    """Drops the rows whose image does not decode (``--skip_corrupt_images``); returns the dataset and the
+    indices of the dropped rows."""
+    bad = [i for i in range(len(dataset)) if _decode_error(dataset, i, column) is not None]
+    keep = sorted(set(range(len(dataset))) - set(bad))
+    return (dataset.select(keep) if bad else dataset), bad
 
 
 class SeededTransformDataset(torch.utils.data.Dataset):
@@ -207,6 +188,7 @@ class SeededTransformDataset(torch.utils.data.Dataset):
         label_column: Copied to ``labels`` when given.
         seed: Base seed.
         augment: Training augmentation (default: the processor's ``do_augment``).
+        description: Where the rows come from, for error messages.
     """
 
     def __init__(
@@ -217,8 +199,9 @@ class SeededTransformDataset(torch.utils.data.Dataset):
         label_column: str | None = None,
         seed: int = 0,
         augment: bool | None = None,
+        description: str = "the dataset",
     ):
-        self.dataset, self.processor = dataset, processor
+        self.dataset, self.processor, self.description = dataset, processor, description
         self.image_column, self.label_column = image_column, label_column
         self.seed, self.augment, self.epoch = seed, augment, 0
 
@@ -229,7 +212,16 @@ class SeededTransformDataset(torch.utils.data.Dataset):
         return len(self.dataset)
 
     def __getitems__(self, indices: list[int]) -> list[dict]:
-        rows = self.dataset[list(indices)]
+        try:
+            rows = self.dataset[list(indices)]
+        except Exception as err:  # noqa: BLE001 - name the row that breaks decoding
+            bad = next((i for i in indices if _decode_error(self.dataset, i, self.image_column)), None)
+            if bad is None:
+                raise
+            cause = _decode_error(self.dataset, bad, self.image_column)
+            raise ValueError(f"Row {bad} of {self.description}: its {self.image_column!r} cannot be decoded "
+                             f"({type(cause).__name__}: {cause}). Pass --skip_corrupt_images to skip undecodable "
+                             "rows.") from err  # fmt: skip
         seeds = [[self.seed, self.epoch, int(i)] for i in indices]
         out = self.processor(rows[self.image_column], augment=self.augment, seeds=seeds)
         if self.label_column is not None:
@@ -345,6 +337,17 @@ def load_image_dataset(
     columns = ds.column_names
     if columns is not None and image_column not in columns:
         raise ValueError(f"`image_column` {image_column!r} is not a column of the dataset: {columns}.")
+    feature = ds.features[image_column] if ds.features is not None else None
+    if feature is not None and not isinstance(feature, datasets.Image):
+        if getattr(feature, "dtype", None) in ("binary", "large_binary"):
+            ds = ds.cast_column(image_column, datasets.Image())  # encoded image bytes: decode them as images
+        else:
+            raise ValueError(
+                f"Column {image_column!r} of {name} holds {feature}, not images; cast it with "
+                f"`dataset.cast_column({image_column!r}, datasets.Image())` or pick another --image_column."
+            )
+    if not streaming and len(ds) == 0:
+        raise ValueError(f"The dataset ({name}) has no rows.")
     if max_samples:
         ds = ds.take(max_samples) if streaming else ds.select(range(min(max_samples, len(ds))))
     return ds, name

@@ -91,15 +91,6 @@ def test_resume_continues_exactly(method, tmp_path):
         assert torch.equal(full_state[key], split_state[key]), key
 
 
-def test_interrupted_checkpoint_never_replaces_the_last_good_one(tmp_path):
-    from hf_mim.training import checkpoint_dirs, latest_checkpoint
-
-    (tmp_path / "checkpoints" / "step-4").mkdir(parents=True)
-    (tmp_path / "checkpoints" / "tmp-step-8").mkdir()  # a save killed half way
-    assert latest_checkpoint(tmp_path).name == "step-4"
-    assert [p.name for p in checkpoint_dirs(tmp_path)] == ["step-4"]
-
-
 def test_bad_arguments_are_explained(tmp_path, capsys):
     with pytest.raises(SystemExit):
         pretrain.main(["--push_to_hub", "--output_dir", str(tmp_path)])

@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--model_name_or_path", required=True)
     parser.add_argument("--output_dir", required=True)
     args = parser.parse_args(argv)
+    source = Path(args.model_name_or_path)
+    if source.is_dir() and source.resolve() == Path(args.output_dir).resolve():
+        parser.error("--output_dir must differ from --model_name_or_path: the export would overwrite the checkpoint")
     model = AutoModel.from_pretrained(args.model_name_or_path)
     backbone = export_backbone(model, args.output_dir)
     written = ["config.json", "model.safetensors"]

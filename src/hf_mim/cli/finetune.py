@@ -12,7 +12,6 @@ transformers' TrainingArguments (--learning_rate, --per_device_train_batch_size,
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from transformers import (
 )
 
 from .. import training
+from ..checkpointing import COMPLETION_FILE, write_json_atomic
 from ..export import bundle_remote_code
 from ..hub import PushToHubError, push_folder, render_model_card
 from ..image_processing import IMAGENET_MEAN, IMAGENET_STD, MaskedImageProcessor
@@ -92,10 +92,38 @@ def load_splits(args: FinetuneArguments, seed: int):
 
 
 def label_names(dataset, column: str) -> list[str]:
+    """Class names: a ``ClassLabel``'s names, else the sorted distinct values (checked by :func:`check_labels`)."""
     feature = dataset.features[column]
     if hasattr(feature, "names"):
         return list(feature.names)
     return [str(v) for v in sorted(set(dataset[column]))]
+
+
+def check_labels(dataset, column: str, split: str) -> None:
+    """Labels usable for single-label classification, checked before training: no nulls, integers (or strings),
+    in range of the class names, at least two classes."""
+    feature = dataset.features[column]
+    values = dataset[column]
+    nulls = [i for i, v in enumerate(values) if v is None]
+    if nulls:
+        raise ValueError(f"--label_column {column!r} of the {split} split has {len(nulls)} empty label(s) "
+                         f"(rows {nulls[:10]}); drop or fill them first.")  # fmt: skip
+    if hasattr(feature, "names"):
+        bad = [(i, v) for i, v in enumerate(values) if not 0 <= v < len(feature.names)]
+        if bad:
+            raise ValueError(f"--label_column {column!r} of the {split} split has labels outside 0..{len(feature.names) - 1} "
+                             f"(row, label: {bad[:10]}); the column's classes are {feature.names}.")  # fmt: skip
+        return
+    floats = [(i, v) for i, v in enumerate(values) if isinstance(v, float) and not float(v).is_integer()]
+    if floats:
+        raise ValueError(f"--label_column {column!r} holds non-integer numbers (row, label: {floats[:10]}): "
+                         "classification needs class ids or names.")  # fmt: skip
+    negative = [(i, v) for i, v in enumerate(values) if isinstance(v, int | float) and v < 0]
+    if negative:
+        raise ValueError(f"--label_column {column!r} holds negative class ids (row, label: {negative[:10]}).")
+    if split == "train" and len(set(values)) < 2:
+        raise ValueError(f"--label_column {column!r} has a single class ({values[0]!r}): classification needs at "
+                         "least two (with one, the model would silently be trained as a regressor).")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -105,18 +133,25 @@ def main(argv: list[str] | None = None) -> dict:
     push = train_args.push_to_hub
     train_args.push_to_hub = False  # uploaded once at the end by hf_mim.hub.push_folder (card, code, retries)
     train, evaluation, description = load_splits(args, train_args.seed)
+    check_labels(train, args.label_column, "train")
+    check_labels(evaluation, args.label_column, "evaluation")
     labels = label_names(train, args.label_column)
     if not hasattr(train.features[args.label_column], "names"):  # map raw labels to ids
         index = {name: i for i, name in enumerate(labels)}
-        train = train.map(lambda b: {args.label_column: [index[str(v)] for v in b[args.label_column]]}, batched=True)
-        evaluation = evaluation.map(
-            lambda b: {args.label_column: [index[str(v)] for v in b[args.label_column]]}, batched=True
-        )
+        unseen = sorted({str(v) for v in evaluation[args.label_column]} - set(index))
+        if unseen:
+            raise ValueError(f"The evaluation labels {unseen[:10]} never occur in the training labels {labels}.")
+
+        def to_ids(batch):
+            return {args.label_column: [index[str(v)] for v in batch[args.label_column]]}
+
+        train, evaluation = train.map(to_ids, batched=True), evaluation.map(to_ids, batched=True)
 
     pretrained = AutoConfig.from_pretrained(args.model_name_or_path)
     model = AutoModelForImageClassification.from_pretrained(
         args.model_name_or_path,
         num_labels=len(labels),
+        problem_type="single_label_classification",
         id2label=dict(enumerate(labels)),
         label2id={name: i for i, name in enumerate(labels)},
     )
@@ -177,11 +212,11 @@ def main(argv: list[str] | None = None) -> dict:
     metrics = {**result.metrics, **trainer.evaluate()}
     output_dir = Path(train_args.output_dir)
     if trainer.is_world_process_zero():
+        (output_dir / COMPLETION_FILE).unlink(missing_ok=True)
         trainer.save_model(str(output_dir))
         processor.save_pretrained(output_dir)
         bundle_remote_code(model, output_dir)
         bundle_remote_code(processor, output_dir)
-        (output_dir / "all_results.json").write_text(json.dumps(metrics, indent=2))
         results = [
             {"dataset": description, "metric": "accuracy", "value": metrics["eval_accuracy"], "split": "validation"}
         ]
@@ -206,9 +241,11 @@ def main(argv: list[str] | None = None) -> dict:
             method, model_id, model.config, hyper, description, results, pipeline_tag="image-classification"
         )
         card.save(output_dir / "README.md")
+        write_json_atomic(output_dir / COMPLETION_FILE, metrics)  # last: marks the folder complete
         print(
             f"eval accuracy {metrics['eval_accuracy']:.4f}"
             + (f", top-{top_k} {metrics[f'eval_top{top_k}_accuracy']:.4f}" if top_k else "")
+            + f". Saved the classifier, image processor, model card and {COMPLETION_FILE} to {output_dir.resolve()}/"
         )
         if push:
             if not train_args.hub_model_id:

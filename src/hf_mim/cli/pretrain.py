@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoModelForPreTraining, get_cosine_schedule_with_warmup
 
-from .. import training
+from .. import checkpointing, training
 from ..config_overrides import parse_config_overrides
 from ..export import bundle_remote_code
 from ..hub import PushToHubError, push_folder, render_model_card
@@ -62,6 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--max_train_samples", type=int)
     data.add_argument("--default_data_size", type=int, default=2048, help="crops in the embedded default data")
     data.add_argument("--dataloader_num_workers", type=int, default=0)
+    data.add_argument("--skip_corrupt_images", action="store_true", help="skip (and count) undecodable rows")
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--per_device_train_batch_size", type=int, default=32)
     opt.add_argument("--gradient_accumulation_steps", type=int, default=1)
@@ -84,6 +85,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     out.add_argument("--checkpointing_steps", type=int, default=0, help="save a checkpoint every N steps (0: never)")
     out.add_argument("--checkpoints_total_limit", type=int, default=2)
     out.add_argument("--resume_from_checkpoint", help='"latest" or a checkpoint folder')
+    out.add_argument("--overwrite_output_dir", action="store_true", help="replace another run's files in --output_dir")
+    out.add_argument("--skip_nonfinite_loss", action="store_true",
+                     help="skip batches whose loss is NaN/inf (default: stop at the first one)")  # fmt: skip
     out.add_argument(
         "--stop_after_steps", type=int, help="stop (with a checkpoint) after this step, e.g. before a time limit"
     )
@@ -104,7 +108,111 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if sum(bool(x) for x in (args.preset, args.config_file, args.model_name_or_path)) > 1:
         p.error("give at most one of --preset, --config_file, --model_name_or_path")
     args.output_dir = args.output_dir or os.path.join("outputs", args.method)
+    validate_args(p, args)
     return args
+
+
+#: argument -> (lowest allowed value, whether the lowest value itself is allowed)
+_MINIMA = {"per_device_train_batch_size": (1, True), "gradient_accumulation_steps": (1, True),
+           "logging_steps": (1, True), "checkpointing_steps": (0, True), "checkpoints_total_limit": (0, True),
+           "picture_steps": (0, True), "dataloader_num_workers": (0, True), "default_data_size": (1, True),
+           "max_train_samples": (1, True), "stop_after_steps": (1, True), "max_grad_norm": (0.0, True),
+           "weight_decay": (0.0, True), "learning_rate": (0.0, False), "base_learning_rate": (0.0, False),
+           "max_steps": (0, True), "num_train_epochs": (0.0, True)}  # fmt: skip
+
+
+def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every numeric argument in its range, before any work starts (``parser.error`` names it)."""
+    for name, (low, inclusive) in _MINIMA.items():
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if (value < low) if inclusive else (value <= low):
+            parser.error(f"--{name} must be {'>=' if inclusive else '>'} {low}, got {value}")
+    if args.max_steps == 0 and args.num_train_epochs <= 0:
+        parser.error("nothing to train: give --max_steps > 0 or --num_train_epochs > 0")
+    for name in ("adam_beta1", "adam_beta2"):
+        if not 0.0 <= getattr(args, name) < 1.0:
+            parser.error(f"--{name} must be in [0, 1), got {getattr(args, name)}")
+    if not 0.0 <= args.warmup_ratio < 1.0:
+        parser.error(f"--warmup_ratio must be in [0, 1), got {args.warmup_ratio}")
+    if args.streaming and not args.max_steps:
+        parser.error("--streaming needs --max_steps > 0 (the length of a stream is unknown)")
+
+
+def build_model(args):
+    """The model, new from a preset / config file (+ typed overrides) or continued from a checkpoint of the same
+    method (checked before any weights are read)."""
+    overrides = parse_config_overrides(args.config_overrides, args.method)
+    if args.model_name_or_path:
+        from transformers import AutoConfig
+
+        found = AutoConfig.from_pretrained(args.model_name_or_path).model_type
+        if found != args.method:
+            raise ValueError(f"--model_name_or_path {args.model_name_or_path} is a {found!r} checkpoint, but "
+                             f"--method is {args.method!r}; pass --method {found} or another checkpoint.")  # fmt: skip
+        if overrides:
+            raise ValueError("--config_overrides cannot change a checkpoint's architecture (--model_name_or_path).")
+        return training.build_model(args.method, model_name_or_path=args.model_name_or_path)
+    preset = args.preset or (None if args.config_file else DEMO_PRESETS[args.method])
+    config = training.build_config(args.method, preset=preset, config_file=args.config_file, **overrides)
+    return training.build_model(args.method, config)
+
+
+def build_data(args, processor, accelerator):
+    """Dataset (checked: not empty, decodable images), the picture batch's images and the DataLoader."""
+    dataset, description = training.load_image_dataset(
+        dataset_name=args.dataset_name, dataset_config=args.dataset_config, train_dir=args.train_dir,
+        data_files=args.data_files, split=args.split, streaming=args.streaming, image_column=args.image_column,
+        max_samples=args.max_train_samples, default_data_size=args.default_data_size,
+    )  # fmt: skip
+    if args.skip_corrupt_images and not args.streaming:
+        dataset, skipped = training.drop_corrupt_images(dataset, args.image_column)
+        if skipped:
+            accelerator.print(f"Skipped {len(skipped)} undecodable image(s) (rows {skipped[:10]}...).")
+    picture_images = [row[args.image_column] for _, row in zip(range(4), iter(dataset))]
+    batch = args.per_device_train_batch_size
+    if args.streaming:
+        transform = processor.as_transform(image_column=args.image_column)
+        dataset = dataset.map(transform, batched=True, batch_size=batch, remove_columns=dataset.column_names)
+        loader = DataLoader(dataset, batch_size=batch, num_workers=args.dataloader_num_workers)
+        return dataset, loader, description, picture_images
+    needed = batch * accelerator.num_processes
+    if len(dataset) < needed:
+        raise ValueError(f"The dataset ({description}) has {len(dataset)} rows, fewer than one batch "
+                         f"(--per_device_train_batch_size {batch} x {accelerator.num_processes} processes = {needed}); "
+                         "lower the batch size or add data.")  # fmt: skip
+    dataset = training.SeededTransformDataset(dataset, processor, args.image_column, seed=args.seed,
+                                              description=description)  # fmt: skip
+    loader = DataLoader(
+        dataset,
+        batch_size=batch,
+        shuffle=True,
+        drop_last=True,
+        num_workers=args.dataloader_num_workers,
+        generator=torch.Generator().manual_seed(args.seed),
+    )  # keeps the global RNG out of the order
+    return dataset, loader, description, picture_images
+
+
+def run_fingerprint(args, config, description: str, num_processes: int) -> dict:
+    """What a resumed run must share with the run that wrote the checkpoint."""
+    skip = {"transformers_version", "architectures", "dtype", "output_hidden_states", "return_dict", "id2label",
+            "label2id"}  # fmt: skip
+    fingerprint = {"method": args.method, "config": {k: v for k, v in config.to_dict().items() if k not in skip},
+            "data": description, "seed": args.seed, "per_device_train_batch_size": args.per_device_train_batch_size,
+            "gradient_accumulation_steps": args.gradient_accumulation_steps, "num_processes": num_processes}  # fmt: skip
+    return json.loads(json.dumps(fingerprint, default=str))  # as it reads back from run.json and checkpoints
+
+
+def find_resume_checkpoint(args, output_dir: Path, fingerprint: dict) -> Path | None:
+    if not args.resume_from_checkpoint:
+        return None
+    if args.resume_from_checkpoint == "latest":
+        return checkpointing.latest_checkpoint(output_dir, fingerprint)
+    path = Path(args.resume_from_checkpoint)
+    checkpointing.verify_checkpoint(path, fingerprint)  # an explicit damaged path is an error naming the file
+    return path
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -113,62 +221,33 @@ def main(argv: list[str] | None = None) -> dict:
         # main() may run several times in one process (tests, notebooks): accelerate's state is a singleton
         AcceleratorState._reset_state(reset_partial_state=True)
     accelerator = Accelerator(
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=args.mixed_precision,
-        cpu=args.cpu,
-        log_with=None if args.report_to == "none" else args.report_to,
-        project_dir=args.output_dir,
+        gradient_accumulation_steps=args.gradient_accumulation_steps, mixed_precision=args.mixed_precision,
+        cpu=args.cpu, log_with=None if args.report_to == "none" else args.report_to, project_dir=args.output_dir,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
-    )
+    )  # fmt: skip
     set_seed(args.seed)
     main_process = accelerator.is_main_process
     output_dir = Path(args.output_dir)
-    if main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
 
     # -- model and data ------------------------------------------------------------------------------------
-    overrides = parse_config_overrides(args.config_overrides, args.method)
-    if args.model_name_or_path:
-        model = training.build_model(args.method, model_name_or_path=args.model_name_or_path)
-    else:
-        preset = args.preset or (None if args.config_file else DEMO_PRESETS[args.method])
-        config = training.build_config(args.method, preset=preset, config_file=args.config_file, **overrides)
-        model = training.build_model(args.method, config)
+    model = build_model(args)
     config = model.config
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     processor = training.build_image_processor(args.method, config)
-    dataset, dataset_description = training.load_image_dataset(
-        dataset_name=args.dataset_name,
-        dataset_config=args.dataset_config,
-        train_dir=args.train_dir,
-        data_files=args.data_files,
-        split=args.split,
-        streaming=args.streaming,
-        image_column=args.image_column,
-        max_samples=args.max_train_samples,
-        default_data_size=args.default_data_size,
-    )
-    picture_images = [row[args.image_column] for _, row in zip(range(4), iter(dataset))]
-    transform = processor.as_transform(image_column=args.image_column)
-    if args.streaming:
-        dataset = dataset.map(
-            transform, batched=True, batch_size=args.per_device_train_batch_size, remove_columns=dataset.column_names
-        )
-        loader = DataLoader(
-            dataset, batch_size=args.per_device_train_batch_size, num_workers=args.dataloader_num_workers
-        )
-        steps_per_epoch = None
-    else:
-        dataset = training.SeededTransformDataset(dataset, processor, args.image_column, seed=args.seed)
-        loader = DataLoader(
-            dataset,
-            batch_size=args.per_device_train_batch_size,
-            shuffle=True,
-            drop_last=True,
-            num_workers=args.dataloader_num_workers,
-            generator=torch.Generator().manual_seed(args.seed),  # keeps the global RNG out of the data order
-        )
+    dataset, loader, dataset_description, picture_images = build_data(args, processor, accelerator)
+    fingerprint = run_fingerprint(args, config, dataset_description, accelerator.num_processes)
+    run_folder = checkpointing.RunFolder(output_dir, fingerprint, overwrite=args.overwrite_output_dir,
+                                         resume=bool(args.resume_from_checkpoint), is_main_process=main_process)  # fmt: skip
+    with run_folder:
+        accelerator.wait_for_everyone()
+        return train(args, accelerator, model, processor, dataset, loader, dataset_description, picture_images,
+                     fingerprint)  # fmt: skip
+
+
+def train(args, accelerator, model, processor, dataset, loader, dataset_description, picture_images, fingerprint):
+    main_process = accelerator.is_main_process
+    output_dir = Path(args.output_dir)
     total_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * accelerator.num_processes
     demo = not (args.preset or args.config_file or args.model_name_or_path)
     if args.learning_rate is not None:
@@ -184,14 +263,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.torch_compile:
         model = torch.compile(model)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    if not args.streaming:
-        steps_per_epoch = max(1, len(loader) // args.gradient_accumulation_steps)
-    if args.max_steps and args.max_steps > 0:
-        max_steps = args.max_steps
-    elif steps_per_epoch:
-        max_steps = math.ceil(args.num_train_epochs * steps_per_epoch)
-    else:
-        raise ValueError("--streaming needs --max_steps (the length of a stream is unknown)")
+    steps_per_epoch = None if args.streaming else max(1, len(loader) // args.gradient_accumulation_steps)
+    max_steps = args.max_steps if args.max_steps > 0 else math.ceil(args.num_train_epochs * steps_per_epoch)
     num_epochs = max_steps / steps_per_epoch if steps_per_epoch else args.num_train_epochs
     warmup = int(args.warmup_ratio * max_steps)
     # accelerate steps a prepared scheduler once per process, hence the factor
@@ -204,19 +277,19 @@ def main(argv: list[str] | None = None) -> dict:
     hpm_model = unwrapped if hasattr(unwrapped, "update_teacher") else None
 
     # -- resume --------------------------------------------------------------------------------------------
-    global_step = 0
-    if args.resume_from_checkpoint:
-        path = (
-            training.latest_checkpoint(output_dir)
-            if args.resume_from_checkpoint == "latest"
-            else Path(args.resume_from_checkpoint)
-        )
-        if path is None:
-            accelerator.print(f"No checkpoint in {output_dir / 'checkpoints'}; starting from scratch.")
-        else:
-            accelerator.load_state(str(path))
-            global_step = json.loads((path / "trainer_state.json").read_text())["step"]
-            accelerator.print(f"Resumed from {path} at step {global_step}.")
+    global_step, last_loss, skipped_batches = 0, float("nan"), 0
+    path = find_resume_checkpoint(args, output_dir, fingerprint)
+    if args.resume_from_checkpoint and path is None:
+        accelerator.print(f"No complete checkpoint in {output_dir / 'checkpoints'}; starting from scratch.")
+    if path is not None:
+        accelerator.load_state(str(path))
+        state = json.loads((path / "trainer_state.json").read_text())
+        global_step, skipped_batches = state["step"], state.get("skipped_batches", 0)
+        last_loss = state.get("loss") if state.get("loss") is not None else float("nan")
+        accelerator.print(f"Resumed from {path} at step {global_step}.")
+        if args.streaming:
+            accelerator.print("Note: a streamed dataset restarts from its beginning on resume (model, optimizer, "
+                              "schedule and RNG resume exactly; the stream position does not).")  # fmt: skip
 
     if args.report_to != "none":
         accelerator.init_trackers(
@@ -226,13 +299,18 @@ def main(argv: list[str] | None = None) -> dict:
     picture_batch = processor(picture_images, augment=False, seed=0) if main_process else None
 
     log_path = output_dir / "train_log.jsonl"
-    if main_process and global_step == 0 and log_path.exists():
-        log_path.unlink()
+    if main_process:
+        training.truncate_log(log_path, global_step)  # a killed run may have logged past its last checkpoint
     progress = tqdm(total=max_steps, initial=global_step, disable=not main_process, desc=f"pretrain {args.method}")
     model.train()
-    start_time, images_seen, last_loss = time.perf_counter(), 0, float("nan")
+    start_time, images_seen = time.perf_counter(), 0
     epoch = global_step // steps_per_epoch if steps_per_epoch else 0
     stop_at = min(max_steps, args.stop_after_steps or max_steps)
+
+    def checkpoint(step: int) -> None:
+        state = {"epoch": epoch, "loss": last_loss, "skipped_batches": skipped_batches, "fingerprint": fingerprint}
+        checkpointing.save_checkpoint(accelerator, output_dir, step, state, keep=args.checkpoints_total_limit)
+
     while global_step < stop_at:
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(epoch)
@@ -245,11 +323,24 @@ def main(argv: list[str] | None = None) -> dict:
             )
         for batch in batches:
             if hpm_model is not None:
-                hpm_model.set_training_progress(
-                    min(global_step / (steps_per_epoch or max_steps), num_epochs), num_epochs
-                )
+                # streams have no epochs: progress is the share of the optimizer steps, on the nominal epoch scale
+                done = global_step / steps_per_epoch if steps_per_epoch else global_step / max_steps * num_epochs
+                hpm_model.set_training_progress(min(done, num_epochs), num_epochs)
             with accelerator.accumulate(model):
                 outputs = model(**batch)
+                # every process must take the same branch: decide on the gathered losses
+                finite = bool(accelerator.gather(outputs.loss.detach().float()[None]).isfinite().all())
+                if not finite:
+                    optimizer.zero_grad()
+                    if not args.skip_nonfinite_loss:
+                        raise FloatingPointError(
+                            f"Non-finite loss at step {global_step + 1}: training stopped before the update, so the "
+                            "last checkpoint and the weights stay finite. Lower the learning rate (or use bf16 "
+                            "instead of fp16), or pass --skip_nonfinite_loss to skip such batches."
+                        )
+                    skipped_batches += 1
+                    accelerator.print(f"Skipped a batch with a non-finite loss at step {global_step + 1}.")
+                    continue
                 accelerator.backward(outputs.loss)
                 if accelerator.sync_gradients and args.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
@@ -277,9 +368,7 @@ def main(argv: list[str] | None = None) -> dict:
             if args.picture_steps and global_step % args.picture_steps == 0:
                 _write_picture(accelerator, unwrapped, picture_batch, output_dir, global_step)
             if args.checkpointing_steps and global_step % args.checkpointing_steps == 0:
-                training.save_checkpoint(
-                    accelerator, output_dir, global_step, {"epoch": epoch}, keep=args.checkpoints_total_limit
-                )
+                checkpoint(global_step)
             if global_step >= stop_at:
                 break
         epoch += 1
@@ -288,22 +377,19 @@ def main(argv: list[str] | None = None) -> dict:
 
     if global_step < max_steps:  # stopped early on purpose: leave a checkpoint to resume from
         if not (args.checkpointing_steps and global_step % args.checkpointing_steps == 0):
-            training.save_checkpoint(
-                accelerator, output_dir, global_step, {"epoch": epoch}, keep=args.checkpoints_total_limit
-            )
+            checkpoint(global_step)
         accelerator.print(f"Stopped at step {global_step}/{max_steps}; resume with --resume_from_checkpoint latest.")
         accelerator.end_training()
         return {"step": global_step, "loss": last_loss}
 
-    # -- final outputs -------------------------------------------------------------------------------------
+    # -- final outputs: everything first, all_results.json last (it marks the folder complete) ---------------
     metrics = {
-        "train_loss": last_loss,
-        "train_steps": global_step,
-        "train_runtime_s": round(elapsed, 2),
-        "train_images_per_second": round(images_seen / max(elapsed, 1e-9), 2),
-        "total_batch_size": total_batch,
-        "learning_rate": learning_rate,
-    }
+        "train_loss": last_loss, "train_steps": global_step, "train_runtime_s": round(elapsed, 2),
+        "train_images_per_second": round(images_seen / max(elapsed, 1e-9), 2), "total_batch_size": total_batch,
+        "learning_rate": learning_rate, "skipped_nonfinite_batches": skipped_batches,
+    }  # fmt: skip
+    if main_process:
+        (output_dir / checkpointing.COMPLETION_FILE).unlink(missing_ok=True)
     accelerator.wait_for_everyone()
     _write_picture(accelerator, unwrapped, picture_batch, output_dir, None)
     if main_process:
@@ -312,22 +398,17 @@ def main(argv: list[str] | None = None) -> dict:
         # the modeling code travels with the weights: loadable with trust_remote_code where hf_mim is not installed
         bundle_remote_code(unwrapped, output_dir)
         bundle_remote_code(processor, output_dir)
-        (output_dir / "training_args.json").write_text(json.dumps(vars(args), indent=2, default=str))
-        (output_dir / "all_results.json").write_text(json.dumps(metrics, indent=2))
+        checkpointing.write_json_atomic(output_dir / "training_args.json", vars(args))
         hyper = {
             "total batch size": total_batch,
             "learning rate": f"{learning_rate:.3g} (AdamW, betas {args.adam_beta1}/{args.adam_beta2}, weight decay {args.weight_decay})",
             "schedule": f"{warmup} warm-up steps, cosine decay, {global_step} steps",
             "mixed precision": args.mixed_precision,
         }
-        card = render_model_card(
-            args.method,
-            args.hub_model_id or output_dir.name,
-            unwrapped.config,
-            hyper,
-            args.dataset_name or dataset_description,
-        )
+        card = render_model_card(args.method, args.hub_model_id or output_dir.name, unwrapped.config, hyper,
+                                 args.dataset_name or dataset_description)  # fmt: skip
         card.save(output_dir / "README.md")
+        checkpointing.write_json_atomic(output_dir / checkpointing.COMPLETION_FILE, metrics)
     accelerator.wait_for_everyone()
     accelerator.end_training()
 

@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..checkpointing import COMPLETION_FILE
 from ..hub import PushToHubError, push_folder
 
 
@@ -21,8 +22,13 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--hub_private", action="store_true")
     parser.add_argument("--hub_token")
     args = parser.parse_args(argv)
-    if not (Path(args.output_dir) / "config.json").is_file():
-        parser.error(f"--output_dir {args.output_dir} holds no config.json: not a finished output folder")
+    folder = Path(args.output_dir)
+    missing = [name for name in ("config.json", "README.md", COMPLETION_FILE) if not (folder / name).is_file()]
+    if not list(folder.glob("*.safetensors")):
+        missing.append("*.safetensors")
+    if missing:
+        parser.error(f"--output_dir {folder} is not a finished output folder (missing {', '.join(missing)}; "
+                     f"{COMPLETION_FILE} is written last, so a run that was interrupted has none)")  # fmt: skip
     url = push_folder(args.output_dir, args.hub_model_id, private=args.hub_private, token=args.hub_token)
     print(f"Pushed {Path(args.output_dir).resolve()} to {args.hub_model_id}: {url}")
     return url

@@ -83,6 +83,9 @@ class HPMConfig(ViTEncoderConfig):
             )
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError(f"`mask_ratio` must be in (0, 1), got {self.mask_ratio!r}.")
+        if self.patch_size > 0 and self.image_size > 0 and self.num_masked < 1:
+            raise ValueError(f"`mask_ratio` {self.mask_ratio} masks no patch of the {self.num_patches}: the loss "
+                             "would be exactly 0; raise it.")  # fmt: skip
         if not 0.0 <= self.hard_fraction_max <= 1.0:
             raise ValueError(f"`hard_fraction_max` must be in [0, 1], got {self.hard_fraction_max!r}.")
         for name in ("teacher_momentum_start", "teacher_momentum_end"):

@@ -77,19 +77,27 @@ class HPMForPreTrainingOutput(ModelOutput):
     patch_loss: torch.Tensor | None = None
 
 
+class MAEEmbeddings(nn.Module):
+    """Patch embedding, ``[CLS]`` and fixed sin-cos positions. Its own class (holding its tokens directly) so that
+    ``_init_weights`` reaches it: transformers skips modules without direct parameters."""
+
+    def __init__(self, config: HPMConfig):
+        super().__init__()
+        self.patch_embeddings = ViTMAEPatchEmbeddings(config)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+        self.position_embeddings = nn.Parameter(
+            sincos_position_embedding((config.image_size // config.patch_size,) * 2, config.hidden_size),
+            requires_grad=False,
+        )
+
+
 class MAEEncoder(nn.Module):
     """MAE's ViT encoder: patch embedding + fixed sin-cos positions, ``[CLS]``, blocks on the visible patches only."""
 
     def __init__(self, config: HPMConfig):
         super().__init__()
         self.config = config
-        self.embeddings = nn.Module()
-        self.embeddings.patch_embeddings = ViTMAEPatchEmbeddings(config)
-        self.embeddings.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
-        self.embeddings.position_embeddings = nn.Parameter(
-            sincos_position_embedding((config.image_size // config.patch_size,) * 2, config.hidden_size),
-            requires_grad=False,
-        )
+        self.embeddings = MAEEmbeddings(config)
         rates = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers).tolist()
         self.layers = nn.ModuleList([ViTBlock(config, rate) for rate in rates])
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
@@ -171,14 +179,13 @@ class HPMPreTrainedModel(PreTrainedModel):
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)
-        elif isinstance(module, ViTMAEPatchEmbeddings):
-            weight = module.projection.weight  # initialised like nn.Linear, as MAE
-            init.xavier_uniform_(weight.view(weight.shape[0], -1))
-            init.zeros_(module.projection.bias)
-        elif isinstance(module, MAEEncoder):
+        elif isinstance(module, nn.Conv2d):  # the patch embedding, initialised like nn.Linear as in MAE
+            init.xavier_uniform_(module.weight.view(module.weight.shape[0], -1))
+            init.zeros_(module.bias)
+        elif isinstance(module, MAEEmbeddings):
             grid = (self.config.image_size // self.config.patch_size,) * 2
-            init.copy_(module.embeddings.position_embeddings, sincos_position_embedding(grid, self.config.hidden_size))
-            init.normal_(module.embeddings.cls_token, std=std)
+            init.copy_(module.position_embeddings, sincos_position_embedding(grid, self.config.hidden_size))
+            init.normal_(module.cls_token, std=std)
         elif isinstance(module, HPMDecoder):
             grid = (self.config.image_size // self.config.patch_size,) * 2
             init.copy_(module.decoder_pos_embed, sincos_position_embedding(grid, self.config.decoder_hidden_size))

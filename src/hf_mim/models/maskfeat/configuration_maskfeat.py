@@ -61,6 +61,9 @@ class MaskFeatConfig(ViTEncoderConfig):
             )
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError(f"`mask_ratio` must be in (0, 1), got {self.mask_ratio!r}.")
+        if self.patch_size > 0 and self.image_size > 0 and round(self.mask_ratio * self.num_patches) < 1:
+            raise ValueError(f"`mask_ratio` {self.mask_ratio} masks no patch of the {self.num_patches}: the loss "
+                             "would be exactly 0; raise it.")  # fmt: skip
         super().__post_init__(**kwargs)
 
     @property

@@ -8,7 +8,7 @@ from transformers import AutoConfig, PreTrainedConfig, SwinConfig, ViTConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from ...configuration_utils import VIT_SIZES
-from ...modeling_utils import check_choice
+from ...modeling_utils import check_choice, check_vit_sizes
 
 BACKBONES = ("vit", "swin")
 
@@ -51,6 +51,27 @@ SIMMIM_PRESETS: dict[str, dict[str, Any]] = {
         },
     },
 }
+
+
+def _check_encoder(backbone: str, encoder: PreTrainedConfig) -> None:
+    """Sizes a transformers ViT / Swin config accepts but that break the model (division by zero, NaN)."""
+    if backbone == "vit":
+        check_vit_sizes(encoder)
+        return
+    for key in ("image_size", "patch_size", "embed_dim", "window_size"):
+        value = getattr(encoder, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`encoder_config.{key}` must be a positive integer, got {value!r}.")
+    if not encoder.depths or any(d < 1 for d in encoder.depths) or len(encoder.num_heads) != len(encoder.depths):
+        raise ValueError(f"`encoder_config.depths` ({encoder.depths}) and `num_heads` ({encoder.num_heads}) must be "
+                         "positive, one per stage.")  # fmt: skip
+    for stage, heads in enumerate(encoder.num_heads):
+        width = encoder.embed_dim * 2**stage
+        if heads < 1 or width % heads:
+            raise ValueError(f"`encoder_config.num_heads[{stage}]` ({heads}) must be >= 1 and divide the stage width "
+                             f"({width}).")  # fmt: skip
+    if not encoder.layer_norm_eps > 0:
+        raise ValueError(f"`encoder_config.layer_norm_eps` must be > 0, got {encoder.layer_norm_eps!r}.")
 
 
 class SimMIMConfig(PreTrainedConfig):
@@ -107,6 +128,13 @@ class SimMIMConfig(PreTrainedConfig):
                 f"`encoder_config` is a {encoder.model_type!r} config but `backbone` is {self.backbone!r}."
             )
         self.encoder_config = encoder
+        _check_encoder(self.backbone, encoder)
+        if (
+            isinstance(self.mask_patch_size, bool)
+            or not isinstance(self.mask_patch_size, int)
+            or self.mask_patch_size < 1
+        ):
+            raise ValueError(f"`mask_patch_size` must be a positive integer, got {self.mask_patch_size!r}.")
         stride = self.expected_encoder_stride
         if self.encoder_stride is None:
             self.encoder_stride = stride

@@ -96,6 +96,9 @@ class SimMIMModel(SimMIMPreTrainedModel):
     def get_input_embeddings(self) -> nn.Module:
         return self.encoder.embeddings.patch_embeddings
 
+    def _swin_layers(self) -> list[nn.Module]:
+        return [m for m in self.encoder.modules() if hasattr(m, "set_shift_and_window_size")]
+
     def feature_map(self, last_hidden_state: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """Encoder tokens -> ``[B, D, H / stride, W / stride]`` (ViT drops ``[CLS]``)."""
         stride = self.config.encoder_stride
@@ -134,12 +137,28 @@ class SimMIMModel(SimMIMPreTrainedModel):
                 patch = self.config.patch_size
                 check_bool_masked_pos(bool_masked_pos, pixel_values.shape[0], (height // patch) * (width // patch))
             size = self.config.image_size
-            out = self.encoder(
-                pixel_values,
-                bool_masked_pos=bool_masked_pos,
-                interpolate_pos_encoding=bool(interpolate_pos_encoding) or (height, width) != (size, size),
-                output_hidden_states=hidden,
-            )
+            encoder = self.config.encoder_config
+            smallest = self.config.encoder_stride * encoder.window_size
+            if min(height, width) < smallest:
+                raise ValueError(
+                    f"`pixel_values` ({height}x{width}) are too small for this Swin: every stage needs at least "
+                    f"window_size={encoder.window_size} tokens per side, i.e. inputs of at least {smallest}x{smallest} "
+                    f"(encoder_stride {self.config.encoder_stride} x window_size)."
+                )
+            weight = self.encoder.embeddings.patch_embeddings.projection.weight
+            # transformers' SwinLayer shrinks its window (and drops its shift) for the first input smaller than
+            # the window and keeps it for every later call: restore both after each forward
+            windows = [(layer, layer.window_size, layer.shift_size) for layer in self._swin_layers()]
+            try:
+                out = self.encoder(
+                    pixel_values.to(weight.dtype),
+                    bool_masked_pos=bool_masked_pos,
+                    interpolate_pos_encoding=bool(interpolate_pos_encoding) or (height, width) != (size, size),
+                    output_hidden_states=hidden,
+                )
+            finally:
+                for layer, window, shift in windows:
+                    layer.window_size, layer.shift_size = window, shift
             sequence, hidden_states = out.last_hidden_state, out.hidden_states
             pooled = pool_tokens(sequence, "mean", has_cls_token=False)
         out = BaseModelOutputWithPooling(last_hidden_state=sequence, pooler_output=pooled, hidden_states=hidden_states)
