@@ -328,8 +328,16 @@ def load_image_dataset(
         name = f"imagefolder {train_dir}"
     elif data_files:
         kind = "arrow" if all(str(f).endswith(".arrow") for f in data_files) else "parquet"
-        ds = datasets.load_dataset(kind, data_files=[str(f) for f in data_files], split=split, streaming=streaming)
         name = ", ".join(Path(f).name for f in data_files)
+        missing = [str(f) for f in data_files if not Path(f).exists()]
+        if missing:
+            raise FileNotFoundError(f"--data_files not found: {missing}.")
+        try:
+            ds = datasets.load_dataset(kind, data_files=[str(f) for f in data_files], split=split, streaming=streaming)
+        except ValueError as err:
+            if "no data" not in str(err):
+                raise
+            raise ValueError(f"The dataset ({name}) has no rows ({err}).") from err
     else:
         ds = default_image_dataset(default_data_size, seed=0)
         name = f"{default_data_size} random crops of the photos shipped with scikit-image"
