@@ -200,3 +200,19 @@ def test_streaming_hpm_masks_ramp_with_the_steps(cifar10_rows, tmp_path):
     model = pretrain.LAST_MODEL
     assert float(model.training_epoch) == pytest.approx(7.5)  # step 3 of 4 on a 10-epoch scale
     assert model.num_hard_patches(model.config.num_masked) > 0
+
+
+def test_a_full_disk_names_the_checkpoint_and_keeps_the_last_good_one(tmp_path, monkeypatch):
+    from accelerate import Accelerator
+
+    original = Accelerator.save_state
+
+    def full_disk(self, output_dir=None, **kwargs):
+        if "tmp-step-4" in str(output_dir):
+            raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")  # torch's words
+        return original(self, output_dir, **kwargs)
+
+    monkeypatch.setattr(Accelerator, "save_state", full_disk)
+    with pytest.raises(OSError, match=r"Could not write checkpoint .*tmp-step-4 \(disk full or not writable\?\)"):
+        pretrain.main(run_args("maskfeat", tmp_path, "--max_steps", "6", "--checkpointing_steps", "2"))
+    assert latest_checkpoint(tmp_path).name == "step-2"

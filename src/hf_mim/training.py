@@ -23,6 +23,7 @@ __all__ = [
     "build_model",
     "build_image_processor",
     "param_groups",
+    "shard_model",
     "scaled_learning_rate",
     "drop_corrupt_images",
     "truncate_log",
@@ -85,6 +86,21 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
         else:
             decay.append(param)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def shard_model(model: nn.Module, mesh=None) -> nn.Module:
+    """Applies torch's FSDP2 (``fully_shard``) to every block class in ``model._no_split_modules`` and then to the
+    root, in place: parameters become DTensors sharded over ``mesh`` (default: all ranks). Build the optimizer
+    (:func:`param_groups`) afterwards; names, and so the weight-decay groups, are unchanged. HPM's teacher is
+    sharded like the student, so :meth:`~hf_mim.HPMForPreTraining.update_teacher` is a local lerp per shard.
+    """
+    from torch.distributed.fsdp import fully_shard
+
+    names = set(getattr(model, "_no_split_modules", None) or ())
+    for module in model.modules():
+        if type(module).__name__ in names and module is not model:
+            fully_shard(module, mesh=mesh)
+    return fully_shard(model, mesh=mesh)
 
 
 def scaled_learning_rate(base_learning_rate: float, total_batch_size: int, method: str) -> float:

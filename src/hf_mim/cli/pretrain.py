@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from accelerate.utils import DataLoaderConfiguration, set_seed
+from accelerate.utils import DataLoaderConfiguration, DistributedType, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoModelForPreTraining, get_cosine_schedule_with_warmup
@@ -33,7 +33,7 @@ from .. import checkpointing, training
 from ..config_overrides import parse_config_overrides
 from ..export import bundle_remote_code
 from ..hub import PushToHubError, push_folder, render_model_card
-from ..registry import list_models
+from ..registry import get_model_spec, list_models
 
 LAST_MODEL = None  # the trained (unwrapped) model of the last main() call, for in-process checks
 
@@ -80,6 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     opt.add_argument("--torch_compile", action="store_true")
     opt.add_argument("--seed", type=int, default=42)
     opt.add_argument("--cpu", action="store_true", help="train on CPU even when a GPU is present")
+    opt.add_argument("--fsdp", action="store_true",
+                     help="shard with accelerate's FSDP2 plugin (GPUs; the blocks of _no_split_modules are the units)")  # fmt: skip
     out = p.add_argument_group("output")
     out.add_argument("--output_dir", help="default: outputs/<method>")
     out.add_argument("--checkpointing_steps", type=int, default=0, help="save a checkpoint every N steps (0: never)")
@@ -136,6 +138,9 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
             parser.error(f"--{name} must be in [0, 1), got {getattr(args, name)}")
     if not 0.0 <= args.warmup_ratio < 1.0:
         parser.error(f"--warmup_ratio must be in [0, 1), got {args.warmup_ratio}")
+    if args.fsdp and (args.cpu or not torch.cuda.is_available()):
+        parser.error("--fsdp needs GPUs: accelerate enables FSDP only on GPU-like devices and would silently run "
+                     "DDP on CPU; leave --fsdp out on CPU (DDP), or shard with hf_mim.training.shard_model yourself")  # fmt: skip
     if args.streaming and not args.max_steps:
         parser.error("--streaming needs --max_steps > 0 (the length of a stream is unknown)")
 
@@ -220,7 +225,17 @@ def main(argv: list[str] | None = None) -> dict:
     if not torch.distributed.is_initialized():
         # main() may run several times in one process (tests, notebooks): accelerate's state is a singleton
         AcceleratorState._reset_state(reset_partial_state=True)
+    fsdp_plugin = None
+    if args.fsdp:
+        from accelerate.utils import FullyShardedDataParallelPlugin
+
+        spec = get_model_spec(args.method)
+        fsdp_plugin = FullyShardedDataParallelPlugin(
+            fsdp_version=2, auto_wrap_policy="transformer_based_wrap", state_dict_type="SHARDED_STATE_DICT",
+            transformer_cls_names_to_wrap=list(spec.pretraining_class._no_split_modules),
+        )  # fmt: skip
     accelerator = Accelerator(
+        fsdp_plugin=fsdp_plugin,
         gradient_accumulation_steps=args.gradient_accumulation_steps, mixed_precision=args.mixed_precision,
         cpu=args.cpu, log_with=None if args.report_to == "none" else args.report_to, project_dir=args.output_dir,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
@@ -392,8 +407,9 @@ def train(args, accelerator, model, processor, dataset, loader, dataset_descript
         (output_dir / checkpointing.COMPLETION_FILE).unlink(missing_ok=True)
     accelerator.wait_for_everyone()
     _write_picture(accelerator, unwrapped, picture_batch, output_dir, None)
+    state_dict = accelerator.get_state_dict(model)  # a collective under FSDP: every process takes part
     if main_process:
-        unwrapped.save_pretrained(output_dir, safe_serialization=True)
+        unwrapped.save_pretrained(output_dir, state_dict=state_dict, safe_serialization=True)
         processor.save_pretrained(output_dir)
         # the modeling code travels with the weights: loadable with trust_remote_code where hf_mim is not installed
         bundle_remote_code(unwrapped, output_dir)
@@ -430,7 +446,8 @@ def train(args, accelerator, model, processor, dataset, loader, dataset_descript
 
 
 def _write_picture(accelerator, model, batch, output_dir: Path, step: int | None) -> None:
-    if not accelerator.is_main_process:
+    # under FSDP a forward is a collective: one process alone would wait forever, so sharded runs draw no pictures
+    if not accelerator.is_main_process or accelerator.distributed_type == DistributedType.FSDP:
         return
     device = next(model.parameters()).device
     batch = {k: v.to(device) for k, v in batch.items()}
