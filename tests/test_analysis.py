@@ -143,3 +143,22 @@ def test_swin_and_wrong_sizes_are_refused():
     vit = get_model_spec("maskfeat").pretraining_class(get_model_spec("maskfeat").tiny_config())
     with pytest.raises(ValueError, match="32x32"):
         attention_statistics(vit, torch.randn(1, 3, 48, 48))
+
+
+def test_hpm_loss_maps_are_the_models_own_outputs():
+    from hf_mim.analysis import hpm_loss_maps
+
+    torch.manual_seed(0)
+    spec = get_model_spec("hpm")
+    model = spec.pretraining_class(spec.tiny_config()).eval()
+    x = torch.randn(2, 3, 32, 32)
+    mask = spec.pretraining_inputs(model.config, 2, torch.Generator().manual_seed(0))["bool_masked_pos"]
+    predicted, true, masks, picture = hpm_loss_maps(model, x, mask)
+    with torch.no_grad():
+        out = model(pixel_values=x, bool_masked_pos=mask)
+    np.testing.assert_allclose(predicted, out.predicted_patch_loss.view(2, 4, 4).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(true, out.patch_loss.view(2, 4, 4).numpy(), rtol=1e-6)
+    assert np.array_equal(masks, mask.view(2, 4, 4).numpy()) and picture.size[0] > picture.size[1]
+    mae = spec.pretraining_class(spec.tiny_config(hard_patches_mining=False))
+    with pytest.raises(ValueError, match="loss predictor"):
+        hpm_loss_maps(mae, x, mask)

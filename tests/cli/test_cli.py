@@ -69,3 +69,17 @@ def test_analyze_compares_checkpoints_and_studies_masks(tmp_path, capsys):
 def test_analyze_explains_bad_input(tmp_path):
     with pytest.raises(SystemExit):
         main(["analyze", "--output_dir", str(tmp_path)])  # neither checkpoints nor --mask_study
+
+
+def test_analyze_refuses_an_empty_dataset(tmp_path):
+    import datasets
+
+    empty = tmp_path / "empty.parquet"
+    datasets.Dataset.from_dict({"image": []}, features=datasets.Features({"image": datasets.Image()})).to_parquet(
+        str(empty)
+    )
+    spec = get_model_spec("maskfeat")
+    spec.pretraining_class(spec.tiny_config()).save_pretrained(tmp_path / "m")
+    with pytest.raises(ValueError, match="has no rows"):
+        main(["analyze", "--model_name_or_path", str(tmp_path / "m"), "--data_files", str(empty),
+              "--output_dir", str(tmp_path / "out")])  # fmt: skip
