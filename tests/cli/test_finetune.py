@@ -85,3 +85,13 @@ def test_finetune_needs_labelled_data(tmp_path):
     checkpoint = pretrained_checkpoint("maskfeat", tmp_path / "pre")
     with pytest.raises(ValueError, match="labelled data"):
         finetune.main(["--model_name_or_path", str(checkpoint), "--output_dir", str(tmp_path / "x"), "--use_cpu"])
+
+
+def test_knn_mode_scores_frozen_features_without_training(cifar_parquet, tmp_path):
+    checkpoint = pretrained_checkpoint("maskfeat", tmp_path / "pre")
+    out = tmp_path / "knn"
+    metrics = finetune.main(["--model_name_or_path", str(checkpoint), "--data_files", str(cifar_parquet),
+                             "--output_dir", str(out), "--knn", "--knn_k", "5", "--use_cpu", "--report_to", "none"])  # fmt: skip
+    assert 0.0 <= metrics["knn_accuracy"] <= 1.0 and metrics["knn_k"] == 5
+    assert json.loads((out / "all_results.json").read_text())["knn_accuracy"] == metrics["knn_accuracy"]
+    assert not (out / "model.safetensors").exists()  # nothing was trained

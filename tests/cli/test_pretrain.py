@@ -41,6 +41,10 @@ def run_args(method, out, *extra):
 def test_pretrain_two_steps_writes_everything(method, tmp_path):
     metrics = pretrain.main(run_args(method, tmp_path, "--max_steps", "2"))
     assert metrics["train_steps"] == 2
+    # the trivial baseline on the picture batch is reported and saved
+    saved = json.loads((tmp_path / "all_results.json").read_text())
+    for key in ("picture_batch_loss", "picture_batch_mean_target_loss", "picture_batch_correlation"):
+        assert key in saved and saved[key] == metrics[key]
     for name in (
         "config.json",
         "model.safetensors",

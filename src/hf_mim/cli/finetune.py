@@ -29,6 +29,7 @@ from transformers import (
 
 from .. import training
 from ..checkpointing import COMPLETION_FILE, write_json_atomic
+from ..evaluation import extract_features, knn_accuracy
 from ..export import bundle_remote_code
 from ..hub import PushToHubError, push_folder, render_model_card
 from ..image_processing import IMAGENET_MEAN, IMAGENET_STD, MaskedImageProcessor
@@ -55,6 +56,9 @@ class FinetuneArguments:
         default=1.0, metadata={"help": "layer-wise learning-rate decay (1 = off, 0.75 typical)"}
     )
     crop_scale_min: float = field(default=0.08, metadata={"help": "random-resized-crop minimum area"})
+    knn: bool = field(default=False, metadata={"help": "no training: kNN accuracy of the frozen encoder's features"})
+    knn_k: int = field(default=20, metadata={"help": "neighbours for --knn (cosine similarity)"})
+    knn_temperature: float = field(default=0.07, metadata={"help": "vote temperature for --knn (0: majority)"})
     hub_model_id_card: str | None = field(default=None, metadata={"help": "name shown in the model card"})
 
 
@@ -174,6 +178,8 @@ def main(argv: list[str] | None = None) -> dict:
         image_std=std,
         mask_type=None,
     )
+    if args.knn:
+        return knn_evaluation(args, model, processor, train, evaluation, Path(train_args.output_dir), description)
     train_ds = train.with_transform(
         processor.as_transform(args.image_column, args.label_column, augment=not args.linear_probe)
     )
@@ -252,6 +258,24 @@ def main(argv: list[str] | None = None) -> dict:
                 raise ValueError("--push_to_hub needs --hub_model_id")
             private = bool(getattr(train_args, "hub_private_repo", False))
             print(f"Pushed to {push_folder(output_dir, train_args.hub_model_id, private=private)}")
+    return metrics
+
+
+def knn_evaluation(args, model, processor, train, evaluation, output_dir: Path, description: str) -> dict:
+    """``--knn``: cosine kNN accuracy of the frozen encoder's pooled features (train split -> evaluation split)."""
+    if args.knn_k < 1:
+        raise ValueError(f"--knn_k must be >= 1, got {args.knn_k}.")
+    train_features = extract_features(model, train, processor, args.image_column, desc="train features")
+    eval_features = extract_features(model, evaluation, processor, args.image_column, desc="eval features")
+    k = min(args.knn_k, len(train_features))
+    accuracy = knn_accuracy(train_features, train[args.label_column], eval_features, evaluation[args.label_column],
+                            k=k, temperature=args.knn_temperature or None)  # fmt: skip
+    metrics = {"knn_accuracy": accuracy, "knn_k": k, "knn_temperature": args.knn_temperature,
+               "train_rows": len(train), "eval_rows": len(evaluation), "dataset": description}  # fmt: skip
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(output_dir / COMPLETION_FILE, metrics)
+    print(f"kNN accuracy (k={k}, cosine) of {args.model_name_or_path}: {accuracy:.4f}; "
+          f"wrote {(output_dir / COMPLETION_FILE).resolve()}")  # fmt: skip
     return metrics
 
 

@@ -31,6 +31,7 @@ from transformers import AutoModelForPreTraining, get_cosine_schedule_with_warmu
 
 from .. import checkpointing, training
 from ..config_overrides import parse_config_overrides
+from ..evaluation import trivial_baseline
 from ..export import bundle_remote_code
 from ..hub import PushToHubError, push_folder, render_model_card
 from ..registry import get_model_spec, list_models
@@ -407,6 +408,12 @@ def train(args, accelerator, model, processor, dataset, loader, dataset_descript
         (output_dir / checkpointing.COMPLETION_FILE).unlink(missing_ok=True)
     accelerator.wait_for_everyone()
     _write_picture(accelerator, unwrapped, picture_batch, output_dir, None)
+    if main_process and accelerator.distributed_type != DistributedType.FSDP:
+        # what the model learned beyond predicting the mean target, on the fixed picture batch
+        device = next(unwrapped.parameters()).device
+        with torch.random.fork_rng(devices=[]):
+            baseline = trivial_baseline(unwrapped, {k: v.to(device) for k, v in picture_batch.items()})
+        metrics.update({f"picture_batch_{k}": round(v, 6) for k, v in baseline.items()})
     state_dict = accelerator.get_state_dict(model)  # a collective under FSDP: every process takes part
     if main_process:
         unwrapped.save_pretrained(output_dir, state_dict=state_dict, safe_serialization=True)
@@ -435,7 +442,14 @@ def train(args, accelerator, model, processor, dataset, loader, dataset_descript
             f"\nPretrained {args.method} ({type(unwrapped).__name__}, {sum(p.numel() for p in unwrapped.parameters()) / 1e6:.2f}M "
             f"parameters) for {global_step} steps on {dataset_description}: final loss {last_loss:.4f}, "
             f"{metrics['train_images_per_second']:.0f} images/s, {elapsed:.0f}s.\n"
-            f"Saved model, image processor, model card and pictures to {output_dir.resolve()}/ and reloaded it with "
+            + (
+                f"On the picture batch: loss {metrics['picture_batch_loss']:.4f} vs {metrics['picture_batch_mean_target_loss']:.4f} "
+                f"for predicting the mean target (ratio {metrics['picture_batch_loss_ratio']:.2f}); correlation of "
+                f"predictions and targets {metrics['picture_batch_correlation']:.3f}.\n"
+                if "picture_batch_loss" in metrics
+                else ""
+            )
+            + f"Saved model, image processor, model card and pictures to {output_dir.resolve()}/ and reloaded it with "
             f"AutoModelForPreTraining.from_pretrained -> {type(reloaded).__name__}.\n"
             f"Picture: {(output_dir / 'reconstruction.png').resolve()}"
         )

@@ -1,0 +1,123 @@
+"""Evaluations of frozen encoders: pooled features, k-nearest-neighbour accuracy, and what a pretraining model
+learned beyond the trivial baseline.
+
+- :func:`extract_features`: pooled encoder features of a ``datasets`` split (evaluation preprocessing).
+- :func:`knn_classify` / :func:`knn_accuracy`: cosine kNN with similarity-weighted votes (``exp(s / T)``, the
+  protocol of DINO and the MIM papers' kNN tables; ``temperature=None`` gives plain majority votes).
+- :func:`trivial_baseline`: a pretraining model's loss next to the loss of predicting the mean target, and the
+  correlation between its predictions and the targets, on one batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+__all__ = ["extract_features", "knn_accuracy", "knn_classify", "trivial_baseline"]
+
+
+@torch.no_grad()
+def extract_features(model: nn.Module, dataset, processor, image_column: str = "image", batch_size: int = 256,
+                     desc: str = "features") -> np.ndarray:  # fmt: skip
+    """``[N, D]`` pooled features (``pooler_output`` of the bare encoder) of every row, evaluation preprocessing."""
+    prefix = getattr(model, "base_model_prefix", "")
+    encoder = getattr(model, prefix, model) if prefix else model
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    features = []
+    for start in tqdm(range(0, len(dataset), batch_size), desc=desc, leave=False):
+        images = dataset[start : start + batch_size][image_column]
+        pixel_values = processor(images, augment=False, return_mask=False)["pixel_values"].to(device)
+        features.append(encoder(pixel_values=pixel_values).pooler_output.float().cpu())
+    model.train(was_training)
+    return torch.cat(features).numpy()
+
+
+def knn_classify(train_features, train_labels, test_features, k: int = 20, temperature: float | None = 0.07,
+                 num_classes: int | None = None, batch_size: int = 1024) -> np.ndarray:  # fmt: skip
+    """Predicted classes of ``test_features`` by their ``k`` nearest training features (cosine similarity).
+
+    Each neighbour votes for its class with weight ``exp(similarity / temperature)`` (``None``: weight 1); ties go
+    to the lower class id.
+
+    Args:
+        train_features: ``[N, D]``.
+        train_labels: ``[N]`` integer class ids.
+        test_features: ``[M, D]``.
+        k: Neighbours (at most N).
+        temperature: Vote temperature, or None for majority votes.
+        num_classes: Number of classes (default: ``max(train_labels) + 1``).
+    """
+    train = torch.nn.functional.normalize(torch.as_tensor(train_features, dtype=torch.float32), dim=1)
+    test = torch.nn.functional.normalize(torch.as_tensor(test_features, dtype=torch.float32), dim=1)
+    labels = torch.as_tensor(np.asarray(train_labels), dtype=torch.long)
+    if len(train) != len(labels):
+        raise ValueError(f"`train_labels` ({len(labels)}) must match `train_features` ({len(train)}).")
+    if not 1 <= k <= len(train):
+        raise ValueError(f"`k` must be in [1, {len(train)}] (the number of training features), got {k}.")
+    num_classes = num_classes or int(labels.max()) + 1
+    predictions = []
+    for start in range(0, len(test), batch_size):
+        similarity = test[start : start + batch_size] @ train.T  # [b, N]
+        top, index = similarity.topk(k, dim=1)
+        weights = torch.ones_like(top) if temperature is None else (top / temperature).exp()
+        votes = torch.zeros(len(top), num_classes).scatter_add_(1, labels[index], weights)
+        predictions.append(votes.argmax(dim=1))
+    return torch.cat(predictions).numpy()
+
+
+def knn_accuracy(train_features, train_labels, test_features, test_labels, **kwargs) -> float:
+    """Top-1 accuracy of :func:`knn_classify`."""
+    predicted = knn_classify(train_features, train_labels, test_features, **kwargs)
+    return float((predicted == np.asarray(test_labels)).mean())
+
+
+@torch.no_grad()
+def trivial_baseline(model: nn.Module, batch: dict) -> dict[str, float]:
+    """What a pretraining model learned on one batch, beyond predicting the mean.
+
+    Compares the model's loss with the same loss for a constant prediction, the mean target (per target dimension,
+    over the batch's masked patches), and gives the Pearson correlation between predictions and targets on the
+    masked patches. MaskFeat: HOG targets, MSE; SimMIM: masked pixels, L1; HPM / MAE: (normalised) pixel patches,
+    MSE.
+
+    Returns:
+        ``{"loss", "mean_target_loss", "loss_ratio", "correlation"}`` (``loss_ratio`` < 1: better than the mean).
+    """
+    from .losses import masked_l1_loss, masked_mse_loss
+
+    was_training = model.training
+    model.eval()
+    inputs = {k: v for k, v in batch.items() if k in ("pixel_values", "bool_masked_pos")}
+    out = model(**inputs)
+    model.train(was_training)
+    model_type = model.config.model_type
+    mask = out.mask
+    if model_type == "simmim":
+        pixel_values = inputs["pixel_values"].float()
+        patch = model.config.patch_size
+        grid = (pixel_values.shape[-2] // patch, pixel_values.shape[-1] // patch)
+        from .losses import upsample_patch_mask
+
+        pixel_mask = upsample_patch_mask(mask, grid, patch).expand_as(pixel_values)  # [B, C, H, W]
+        mean = pixel_values.permute(1, 0, 2, 3)[pixel_mask.permute(1, 0, 2, 3)].view(3, -1).mean(1)  # per channel
+        constant = mean.view(1, 3, 1, 1).expand_as(pixel_values)
+        loss = masked_l1_loss(pixel_values, out.reconstruction.float(), mask, patch)
+        baseline = masked_l1_loss(pixel_values, constant, mask, patch)
+        prediction, target = out.reconstruction.float()[pixel_mask], pixel_values[pixel_mask]
+    else:
+        if model_type == "maskfeat":
+            prediction, target = out.logits.float(), out.hog_targets.float()
+        else:
+            prediction, target = out.logits.float(), model.forward_targets(inputs["pixel_values"]).float()
+        mean = target[mask].mean(0)  # [D]
+        loss = masked_mse_loss(prediction, target, mask)
+        baseline = masked_mse_loss(mean.expand_as(target), target, mask)
+        prediction, target = prediction[mask].flatten(), target[mask].flatten()
+    correlation = torch.corrcoef(torch.stack([prediction.flatten(), target.flatten()]))[0, 1]
+    loss, baseline = float(loss), float(baseline)
+    return {"loss": loss, "mean_target_loss": baseline, "loss_ratio": loss / max(baseline, 1e-12),
+            "correlation": float(correlation)}  # fmt: skip
