@@ -142,11 +142,12 @@ def figures(results: dict, out: Path) -> list[str]:
         fig.tight_layout()
         fig.savefig(out / "head_kl.png", dpi=120)
         plt.close(fig)
-        fig, axes = plt.subplots(1, len(models), figsize=(3.6 * len(models), 3.4), squeeze=False)
+        fig, axes = plt.subplots(1, len(models), figsize=(2.6 * len(models) + 1.2, 3.0), squeeze=False,
+                                 layout="constrained")  # fmt: skip
         for ax, (name, res) in zip(axes[0], models.items()):
             image = ax.imshow(np.asarray(res["cka"]), vmin=0, vmax=1, cmap="magma", origin="lower")
-            ax.set(title=name, xlabel="layer (0 = embedding)", ylabel="layer")
-        fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="linear CKA")
+            ax.set(title=name, xlabel="layer (0 = embedding)", ylabel="layer" if ax is axes[0][0] else None)
+        fig.colorbar(image, ax=axes[0].tolist(), shrink=0.9, label="linear CKA", pad=0.01)
         fig.savefig(out / "cka.png", dpi=120)
         plt.close(fig)
         written += ["head_kl.png", "cka.png"]
