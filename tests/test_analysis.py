@@ -162,3 +162,33 @@ def test_hpm_loss_maps_are_the_models_own_outputs():
     mae = spec.pretraining_class(spec.tiny_config(hard_patches_mining=False))
     with pytest.raises(ValueError, match="loss predictor"):
         hpm_loss_maps(mae, x, mask)
+
+
+def test_transformers_vit_mae_equals_its_hpm_conversion_and_beit_matches_its_own_attentions():
+    from transformers import BeitConfig, BeitModel, ViTMAEConfig, ViTMAEForPreTraining
+
+    from hf_mim import HPMForPreTraining
+
+    x = torch.randn(3, 3, 32, 32)
+    mae_config = ViTMAEConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                              intermediate_size=64, decoder_hidden_size=32, decoder_num_hidden_layers=1,
+                              decoder_num_attention_heads=2, decoder_intermediate_size=64)  # fmt: skip
+    torch.manual_seed(0)
+    mae = ViTMAEForPreTraining(mae_config).eval()
+    ours, theirs = attention_statistics(HPMForPreTraining.from_transformers(mae), x), attention_statistics(mae.vit, x)
+    for key in ours:  # ViTMAEModel masks 75% in its forward: all patches, in order, must have been kept
+        np.testing.assert_allclose(theirs[key], ours[key], rtol=1e-6, atol=1e-9)
+    assert mae.vit.config.mask_ratio == 0.75  # restored
+
+    beit = BeitModel(BeitConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                intermediate_size=64, use_shared_relative_position_bias=True,
+                                use_absolute_position_embeddings=False, layer_scale_init_value=0.1)).eval()  # fmt: skip
+    stats = attention_statistics(beit, x)
+    beit.config._attn_implementation = "eager"
+    with torch.no_grad():
+        probs = beit(pixel_values=x, output_attentions=True).attentions  # relative position bias included
+    for layer in range(2):
+        dist, ent, kl = numpy_statistics(probs[layer].double().numpy(), centres_of(4, 8).double().numpy())
+        np.testing.assert_allclose(stats["distance"][layer], dist, rtol=1e-4)
+        np.testing.assert_allclose(stats["entropy"][layer], ent, rtol=1e-4)
+        assert stats["head_kl"][layer] == pytest.approx(kl, rel=1e-3, abs=1e-7)

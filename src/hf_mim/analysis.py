@@ -63,7 +63,20 @@ def _patch_size(encoder: nn.Module) -> int:
 
 def _run(encoder: nn.Module, pixel_values: torch.Tensor) -> None:
     with torch.no_grad():
-        encoder(pixel_values=pixel_values)
+        if getattr(encoder.config, "model_type", "") == "vit_mae":
+            # transformers' ViTMAEModel masks inside its forward: keep every patch, in order (noise = position)
+            saved = encoder.config.mask_ratio
+            encoder.config.mask_ratio = 0.0
+            length = (pixel_values.shape[-2] // encoder.config.patch_size) * (
+                pixel_values.shape[-1] // encoder.config.patch_size
+            )
+            noise = torch.arange(length, dtype=torch.float32, device=pixel_values.device).expand(len(pixel_values), -1)
+            try:
+                encoder(pixel_values=pixel_values, noise=noise)
+            finally:
+                encoder.config.mask_ratio = saved
+        else:
+            encoder(pixel_values=pixel_values)
 
 
 def _check_images(encoder: nn.Module, pixel_values: torch.Tensor) -> tuple[int, int]:
@@ -153,8 +166,9 @@ def attention_statistics(model: nn.Module, pixel_values: torch.Tensor, batch_siz
       ``KL(a^h_i || a^g_i) = sum_j a^h_ij ln(a^h_ij / a^g_ij)``.
 
     Works for hf_mim's MaskFeat, SimMIM (``vit``) and HPM / MAE encoders (all patches, no mask) and transformers'
-    ``ViTModel`` / ``BeitModel``-style models; the model is switched to eager attention for the call and restored.
-    Swin is refused (window attention).
+    ``ViTModel``, ``BeitModel`` (relative position bias included) and ``ViTMAEModel`` (run with every patch kept, in
+    order); the model is switched to eager attention for the call and restored. Swin is refused: window attention
+    has no global patch-to-patch map.
 
     Args:
         model: The model (pretraining, bare or classification).
