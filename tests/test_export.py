@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import SwinModel, ViTModel
+from transformers import BeitModel, SwinModel, ViTModel
 
 from hf_mim import get_model_spec
 from hf_mim.export import export_backbone
@@ -19,13 +19,14 @@ def encoder_hidden(model, pixel_values):
     base = getattr(model, model.base_model_prefix)
     if model.config.model_type == "hpm":
         return base.encoder(pixel_values)
-    if model.config.model_type == "simmim" and model.config.backbone == "swin":
+    if model.config.model_type == "simmim" and model.config.backbone in ("swin", "beit"):
         return base.encoder(pixel_values).last_hidden_state
     return base.encoder(pixel_values)[0]
 
 
 @pytest.mark.parametrize(
-    "method, backbone", [("maskfeat", "vit"), ("simmim", "vit"), ("simmim", "swin"), ("hpm", "vit")]
+    "method, backbone",
+    [("maskfeat", "vit"), ("simmim", "vit"), ("simmim", "swin"), ("simmim", "beit"), ("hpm", "vit")],
 )
 def test_exported_backbone_gives_the_same_hidden_states(method, backbone, tmp_path):
     torch.manual_seed(0)
@@ -33,7 +34,7 @@ def test_exported_backbone_gives_the_same_hidden_states(method, backbone, tmp_pa
     config = _simmim_tiny(backbone) if method == "simmim" else spec.tiny_config()
     model = spec.pretraining_class(config).eval()
     export_backbone(model, tmp_path)
-    cls = SwinModel if backbone == "swin" else ViTModel
+    cls = {"swin": SwinModel, "beit": BeitModel}.get(backbone, ViTModel)
     exported = cls.from_pretrained(tmp_path).eval()
     assert json.loads((tmp_path / "config.json").read_text())["model_type"] == backbone
     x = torch.randn(2, 3, 32, 32)

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 import torch
-from transformers import SwinModel, ViTConfig, ViTModel
+from transformers import BeitModel, SwinModel, ViTConfig, ViTModel
 
 from .modeling_utils import vit_config_kwargs
 
@@ -36,12 +36,12 @@ def _encoder_state(model) -> tuple[str, dict[str, torch.Tensor]]:
     base = getattr(model, model.base_model_prefix, model)
     encoder = base.encoder
     state = {k: v for k, v in encoder.state_dict().items() if "mask_token" not in k}
-    if model.config.model_type == "simmim" and model.config.backbone == "swin":
-        return "swin", state
+    if model.config.model_type == "simmim" and model.config.backbone in ("swin", "beit"):
+        return model.config.backbone, state
     return "vit", state
 
 
-def export_backbone(model, save_directory: str | os.PathLike) -> ViTModel | SwinModel:
+def export_backbone(model, save_directory: str | os.PathLike) -> ViTModel | SwinModel | BeitModel:
     """Writes the encoder of an hf_mim model as a plain transformers ``ViTModel`` (or ``SwinModel``) checkpoint.
 
     ``transformers.ViTModel.from_pretrained(save_directory)`` then gives the same hidden states as the hf_mim
@@ -58,6 +58,8 @@ def export_backbone(model, save_directory: str | os.PathLike) -> ViTModel | Swin
     kind, state = _encoder_state(model)
     if kind == "swin":
         backbone = SwinModel(config.encoder_config, add_pooling_layer=False)
+    elif kind == "beit":
+        backbone = BeitModel(config.encoder_config, add_pooling_layer=False)
     else:
         vit_config = config.encoder_config if config.model_type == "simmim" else ViTConfig(**vit_config_kwargs(config))
         backbone = ViTModel(vit_config, add_pooling_layer=False)

@@ -20,13 +20,37 @@ class TestSwinBackbone(ModelTesterMixin, RealDataTesterMixin):
         return self.spec.tiny_config(image_size=64, patch_size=4)
 
 
+class TestBeitBackbone(ModelTesterMixin, RealDataTesterMixin):
+    """The common checks again, for SimMIM's official ViT (transformers' BeitModel encoder)."""
+
+    spec = dataclasses.replace(get_model_spec("simmim"), tiny_config=lambda **kw: _simmim_tiny("beit", **kw))
+    # layer scale 0.1 (the official setting) shrinks every residual branch at first: slower early progress
+    learn_ratio = 0.75
+
+
+def test_beit_backbone_is_simmims_official_vit():
+    from transformers import BeitModel
+
+    config = SimMIMConfig.from_preset("beit-base")
+    encoder = config.encoder_config
+    assert (encoder.use_absolute_position_embeddings, encoder.use_shared_relative_position_bias,
+            encoder.use_relative_position_bias, encoder.layer_scale_init_value) == (False, True, False, 0.1)  # fmt: skip
+    model = SimMIMForMaskedImageModeling(config)
+    assert isinstance(model.simmim.encoder, BeitModel) and config.encoder_stride == 16
+    assert sum(p.numel() for p in model.simmim.encoder.parameters()) == pytest.approx(86e6, rel=0.01)
+    assert model.simmim.encoder.config.use_mask_token is True  # the model's private copy has the token
+    assert config.encoder_config.use_mask_token is False  # the saved config does not
+    assert model.simmim.encoder.embeddings.mask_token.std().item() == pytest.approx(0.02, rel=0.15)
+    assert SimMIMConfig.from_preset("beit-large").hidden_size == 1024
+
+
 def numpy_simmim_loss(x: np.ndarray, rec: np.ndarray, mask: np.ndarray, patch: int) -> float:
     b, c, h, w = x.shape
     m = mask.reshape(b, h // patch, w // patch).repeat(patch, 1).repeat(patch, 2)[:, None].astype(np.float64)
     return float((np.abs(x - rec) * m).sum() / (m.sum() + 1e-5) / c)
 
 
-@pytest.mark.parametrize("backbone", ["vit", "swin"])
+@pytest.mark.parametrize("backbone", ["vit", "swin", "beit"])
 def test_loss_equals_independent_computation(backbone):
     torch.manual_seed(0)
     model = SimMIMForMaskedImageModeling(_simmim_tiny(backbone)).eval()
@@ -122,7 +146,7 @@ def test_vit_patch_size_other_than_16_works_where_transformers_fails():
         SimMIMConfig(encoder_config=config.to_dict(), encoder_stride=16)
 
 
-@pytest.mark.parametrize("backbone, size", [("vit", (48, 64)), ("swin", (64, 64))])
+@pytest.mark.parametrize("backbone, size", [("vit", (48, 64)), ("swin", (64, 64)), ("beit", (48, 64))])
 def test_input_sizes_other_than_config(backbone, size):
     torch.manual_seed(0)
     model = SimMIMForMaskedImageModeling(_simmim_tiny(backbone)).eval()

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from transformers import AutoConfig, PreTrainedConfig, SwinConfig, ViTConfig
+from transformers import AutoConfig, BeitConfig, PreTrainedConfig, SwinConfig, ViTConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from ...configuration_utils import VIT_SIZES
 from ...modeling_utils import check_choice, check_vit_sizes
 
-BACKBONES = ("vit", "swin")
+BACKBONES = ("vit", "swin", "beit")
+
+#: microsoft/SimMIM's own ViT (models/vision_transformer.py, configs/vit_base__800ep): no absolute position
+#: embedding, one relative position bias shared by all blocks, layer scale 0.1, q/v biases, LayerNorm eps 1e-6 --
+#: exactly what transformers' BeitModel implements with these switches.
+_SIMMIM_VIT = {"use_absolute_position_embeddings": False, "use_relative_position_bias": False,
+               "use_shared_relative_position_bias": True, "layer_scale_init_value": 0.1, "use_mean_pooling": False,
+               "layer_norm_eps": 1e-6}  # fmt: skip
 
 # The paper's settings (ViT-B/16 at 224 px, Swin-B at 192 px with window 6) and tiny ones for tests.
 SIMMIM_PRESETS: dict[str, dict[str, Any]] = {
@@ -30,6 +37,28 @@ SIMMIM_PRESETS: dict[str, dict[str, Any]] = {
             "layer_norm_eps": 1e-5,
             "drop_path_rate": 0.0,
         },
+    },
+    "beit-base": {
+        "backbone": "beit",
+        "encoder_config": {**_SIMMIM_VIT, "image_size": 224, "patch_size": 16, "drop_path_rate": 0.1},
+    },
+    "beit-large": {
+        "backbone": "beit",
+        "encoder_config": {
+            **_SIMMIM_VIT,
+            "image_size": 224,
+            "patch_size": 16,
+            "drop_path_rate": 0.1,
+            **{
+                k: VIT_SIZES["large"][k]
+                for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+            },
+        },
+    },  # fmt: skip
+    "beit-test": {
+        "backbone": "beit",
+        "mask_patch_size": 16,
+        "encoder_config": {**_SIMMIM_VIT, **VIT_SIZES["test"]},
     },
     "vit-demo": {"backbone": "vit", "encoder_config": {**VIT_SIZES["demo"], "layer_norm_eps": 1e-6}},
     "vit-test": {
@@ -55,7 +84,7 @@ SIMMIM_PRESETS: dict[str, dict[str, Any]] = {
 
 def _check_encoder(backbone: str, encoder: PreTrainedConfig) -> None:
     """Sizes a transformers ViT / Swin config accepts but that break the model (division by zero, NaN)."""
-    if backbone == "vit":
+    if backbone in ("vit", "beit"):
         check_vit_sizes(encoder)
         return
     for key in ("image_size", "patch_size", "embed_dim", "window_size"):
@@ -78,7 +107,10 @@ class SimMIMConfig(PreTrainedConfig):
     r"""Configuration of SimMIM (Xie et al., CVPR 2022).
 
     Args:
-        backbone: ``"vit"`` or ``"swin"``; inferred from ``encoder_config`` when omitted.
+        backbone: ``"vit"`` (transformers' ViT, for interop with ``ViTForMaskedImageModeling``), ``"swin"``, or
+            ``"beit"`` (SimMIM's official ViT: transformers' ``BeitModel`` with a shared relative position bias,
+            layer scale and no absolute position embedding; presets ``beit-base`` / ``beit-large``); inferred from
+            ``encoder_config`` when omitted.
         encoder_config: The encoder's hyper-parameters, a transformers ``ViTConfig`` / ``SwinConfig`` (or a dict
             of its arguments). ViT configs may also carry ``drop_path_rate`` (stochastic depth).
         encoder_stride: Output stride of the encoder, i.e. the head's ``PixelShuffle`` factor: ``patch_size``
@@ -121,7 +153,7 @@ class SimMIMConfig(PreTrainedConfig):
                 raise ValueError(
                     f"`encoder_config` is a {encoder['model_type']!r} config but `backbone` is {self.backbone!r}."
                 )
-            encoder_class = ViTConfig if self.backbone == "vit" else SwinConfig
+            encoder_class = {"vit": ViTConfig, "swin": SwinConfig, "beit": BeitConfig}[self.backbone]
             encoder = encoder_class(**{k: v for k, v in encoder.items() if k != "model_type"})
         if encoder.model_type != self.backbone:
             raise ValueError(
@@ -164,7 +196,7 @@ class SimMIMConfig(PreTrainedConfig):
     @property
     def expected_encoder_stride(self) -> int:
         encoder = self.encoder_config
-        if self.backbone == "vit":
+        if self.backbone in ("vit", "beit"):
             return encoder.patch_size
         return encoder.patch_size * 2 ** (len(encoder.depths) - 1)
 
@@ -181,7 +213,7 @@ class SimMIMConfig(PreTrainedConfig):
     def hidden_size(self) -> int:
         """Width of the final feature map (the head's input)."""
         encoder = self.encoder_config
-        if self.backbone == "vit":
+        if self.backbone in ("vit", "beit"):
             return encoder.hidden_size
         return int(encoder.embed_dim * 2 ** (len(encoder.depths) - 1))
 

@@ -6,11 +6,12 @@ one-layer head (1x1 conv + PixelShuffle) predicts raw pixels; the loss is L1 on 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel, SwinModel
+from transformers import BeitModel, PreTrainedModel, SwinModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
 from transformers.models.vit.modeling_vit import ViTEmbeddings
@@ -55,7 +56,7 @@ class SimMIMPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _supports_attention_backend = True
-    _no_split_modules = ["ViTEmbeddings", "ViTBlock", "SwinStage"]
+    _no_split_modules = ["ViTEmbeddings", "ViTBlock", "SwinStage", "BeitLayer"]
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -85,6 +86,13 @@ class SimMIMModel(SimMIMPreTrainedModel):
             config.encoder_config._attn_implementation = config._attn_implementation
         if config.backbone == "vit":
             self.encoder = MaskedViTEncoder(config.encoder_config, use_mask_token=use_mask_token)
+        elif config.backbone == "beit":
+            # BeitModel takes its mask token from its config: a private copy keeps the saved config unchanged
+            encoder_config = copy.deepcopy(config.encoder_config)
+            encoder_config.use_mask_token = use_mask_token
+            self.encoder = BeitModel(encoder_config, add_pooling_layer=False)
+            if use_mask_token:  # initialised by the nested model already (zeros); SimMIM draws it like Swin's
+                nn.init.trunc_normal_(self.encoder.embeddings.mask_token, std=config.initializer_range)
         else:
             self.encoder = SwinModel(config.encoder_config, add_pooling_layer=False, use_mask_token=use_mask_token)
             if use_mask_token:
@@ -102,7 +110,7 @@ class SimMIMModel(SimMIMPreTrainedModel):
     def feature_map(self, last_hidden_state: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """Encoder tokens -> ``[B, D, H / stride, W / stride]`` (ViT drops ``[CLS]``)."""
         stride = self.config.encoder_stride
-        tokens = last_hidden_state[:, 1:] if self.config.backbone == "vit" else last_hidden_state
+        tokens = last_hidden_state[:, 1:] if self.config.backbone in ("vit", "beit") else last_hidden_state
         batch, length, dim = tokens.shape
         return tokens.transpose(1, 2).reshape(batch, dim, height // stride, width // stride)
 
@@ -131,6 +139,20 @@ class SimMIMModel(SimMIMPreTrainedModel):
         hidden = bool(output_hidden_states or self.config.output_hidden_states)
         if self.config.backbone == "vit":
             sequence, hidden_states = self.encoder(pixel_values, bool_masked_pos, interpolate_pos_encoding, hidden)
+            pooled = pool_tokens(sequence, self.config.pooling)
+        elif self.config.backbone == "beit":
+            patch = self.config.patch_size
+            if bool_masked_pos is not None:
+                check_bool_masked_pos(bool_masked_pos, pixel_values.shape[0], (height // patch) * (width // patch))
+            size = self.config.image_size
+            weight = self.encoder.embeddings.patch_embeddings.projection.weight
+            out = self.encoder(
+                pixel_values.to(weight.dtype),
+                bool_masked_pos=bool_masked_pos,
+                interpolate_pos_encoding=bool(interpolate_pos_encoding) or (height, width) != (size, size),
+                output_hidden_states=hidden,
+            )
+            sequence, hidden_states = out.last_hidden_state, out.hidden_states
             pooled = pool_tokens(sequence, self.config.pooling)
         else:
             if bool_masked_pos is not None:
