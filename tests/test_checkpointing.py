@@ -170,6 +170,7 @@ def test_a_non_finite_loss_stops_before_the_update_or_is_skipped(tmp_path, monke
         (["--max_steps", "0", "--num_train_epochs", "0"], "nothing to train"),
         (["--learning_rate", "0"], "--learning_rate must be > 0"),
         (["--adam_beta2", "1.5"], "--adam_beta2 must be in"),
+        (["--streaming", "--max_steps", "2", "--skip_corrupt_images"], "--skip_corrupt_images needs a map-style"),
     ],
 )
 def test_arguments_are_validated_up_front(extra, message, tmp_path, capsys):

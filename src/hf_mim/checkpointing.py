@@ -222,7 +222,6 @@ def latest_checkpoint(output_dir: str | os.PathLike, fingerprint: dict | None = 
             return path
         except CheckpointError as err:
             logger.warning("Skipping checkpoint %s: %s", path.name, err)
-            print(f"Skipping checkpoint {path}: {err}")
     return None
 
 

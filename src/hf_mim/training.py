@@ -231,10 +231,10 @@ class SeededTransformDataset(torch.utils.data.Dataset):
         try:
             rows = self.dataset[list(indices)]
         except Exception as err:  # noqa: BLE001 - name the row that breaks decoding
-            bad = next((i for i in indices if _decode_error(self.dataset, i, self.image_column)), None)
+            errors = ((i, _decode_error(self.dataset, i, self.image_column)) for i in indices)
+            bad, cause = next(((i, e) for i, e in errors if e is not None), (None, None))
             if bad is None:
                 raise
-            cause = _decode_error(self.dataset, bad, self.image_column)
             raise ValueError(f"Row {bad} of {self.description}: its {self.image_column!r} cannot be decoded "
                              f"({type(cause).__name__}: {cause}). Pass --skip_corrupt_images to skip undecodable "
                              "rows.") from err  # fmt: skip

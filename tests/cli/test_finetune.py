@@ -95,3 +95,7 @@ def test_knn_mode_scores_frozen_features_without_training(cifar_parquet, tmp_pat
     assert 0.0 <= metrics["knn_accuracy"] <= 1.0 and metrics["knn_k"] == 5
     assert json.loads((out / "all_results.json").read_text())["knn_accuracy"] == metrics["knn_accuracy"]
     assert not (out / "model.safetensors").exists()  # nothing was trained
+    with pytest.raises(ValueError, match="--knn_k must be >= 1"):
+        finetune.main(["--model_name_or_path", str(checkpoint), "--data_files", str(cifar_parquet),
+                       "--output_dir", str(tmp_path / "bad"), "--knn", "--knn_k", "0", "--use_cpu"])  # fmt: skip
+    assert not (tmp_path / "bad").exists()

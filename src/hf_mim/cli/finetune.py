@@ -12,7 +12,6 @@ transformers' TrainingArguments (--learning_rate, --per_device_train_batch_size,
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,9 +30,10 @@ from .. import training
 from ..checkpointing import COMPLETION_FILE, write_json_atomic
 from ..evaluation import extract_features, knn_accuracy
 from ..export import bundle_remote_code
-from ..hub import PushToHubError, push_folder, render_model_card
+from ..hub import push_folder, render_model_card
 from ..image_processing import IMAGENET_MEAN, IMAGENET_STD, MaskedImageProcessor
 from ..metrics import load_metric
+from . import run_main
 
 
 @dataclass
@@ -72,8 +72,6 @@ def load_splits(args: FinetuneArguments, seed: int):
         data_files=args.data_files,
         image_column=args.image_column,
     )
-    if not (args.dataset_name or args.train_dir or args.data_files):
-        raise ValueError("Fine-tuning needs labelled data: --dataset_name, --train_dir or --data_files.")
     if args.label_column not in train.column_names:
         raise ValueError(f"--label_column {args.label_column!r} is not a column of the dataset: {train.column_names}")
     if args.validation_files:
@@ -133,6 +131,11 @@ def check_labels(dataset, column: str, split: str) -> None:
 def main(argv: list[str] | None = None) -> dict:
     parser = HfArgumentParser((FinetuneArguments, TrainingArguments))
     args, train_args = parser.parse_args_into_dataclasses(args=argv)
+    if not (args.dataset_name or args.train_dir or args.data_files):
+        raise ValueError("Fine-tuning needs labelled data: --dataset_name, --train_dir or --data_files.")
+    if args.knn_k < 1 or args.knn_temperature < 0:
+        raise ValueError(f"--knn_k must be >= 1 and --knn_temperature >= 0 (0: majority votes), got {args.knn_k} "
+                         f"and {args.knn_temperature}.")  # fmt: skip
     train_args.remove_unused_columns = False  # the transform needs the image column
     push = train_args.push_to_hub
     train_args.push_to_hub = False  # uploaded once at the end by hf_mim.hub.push_folder (card, code, retries)
@@ -263,8 +266,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 def knn_evaluation(args, model, processor, train, evaluation, output_dir: Path, description: str) -> dict:
     """``--knn``: cosine kNN accuracy of the frozen encoder's pooled features (train split -> evaluation split)."""
-    if args.knn_k < 1:
-        raise ValueError(f"--knn_k must be >= 1, got {args.knn_k}.")
     train_features = extract_features(model, train, processor, args.image_column, desc="train features")
     eval_features = extract_features(model, evaluation, processor, args.image_column, desc="eval features")
     k = min(args.knn_k, len(train_features))
@@ -280,10 +281,5 @@ def knn_evaluation(args, model, processor, train, evaluation, output_dir: Path, 
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Console entry point: runs :func:`main` and turns a failed upload into exit code 1."""
-    try:
-        main(argv)
-        return 0
-    except PushToHubError as err:
-        print(f"\n{err}", file=sys.stderr)
-        return 1
+    """Console entry point (exit code 1 for a failed upload)."""
+    return run_main(main, argv)

@@ -17,7 +17,6 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -33,8 +32,9 @@ from .. import checkpointing, training
 from ..config_overrides import parse_config_overrides
 from ..evaluation import trivial_baseline
 from ..export import bundle_remote_code
-from ..hub import PushToHubError, push_folder, render_model_card
+from ..hub import push_folder, render_model_card
 from ..registry import get_model_spec, list_models
+from . import run_main
 
 LAST_MODEL = None  # the trained (unwrapped) model of the last main() call, for in-process checks
 
@@ -142,6 +142,9 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     if args.fsdp and (args.cpu or not torch.cuda.is_available()):
         parser.error("--fsdp needs GPUs: accelerate enables FSDP only on GPU-like devices and would silently run "
                      "DDP on CPU; leave --fsdp out on CPU (DDP), or shard with hf_mim.training.shard_model yourself")  # fmt: skip
+    if args.skip_corrupt_images and args.streaming:
+        parser.error("--skip_corrupt_images needs a map-style dataset: it checks every row before training, which "
+                     "a stream cannot do (leave out --streaming)")  # fmt: skip
     if args.streaming and not args.max_steps:
         parser.error("--streaming needs --max_steps > 0 (the length of a stream is unknown)")
 
@@ -344,9 +347,9 @@ def train(args, accelerator, model, processor, dataset, loader, dataset_descript
                 hpm_model.set_training_progress(min(done, num_epochs), num_epochs)
             with accelerator.accumulate(model):
                 outputs = model(**batch)
-                # every process must take the same branch: decide on the gathered losses
-                finite = bool(accelerator.gather(outputs.loss.detach().float()[None]).isfinite().all())
-                if not finite:
+                # every process must take the same branch: decide on the gathered losses (logged below too)
+                losses = accelerator.gather(outputs.loss.detach().float()[None])
+                if not bool(losses.isfinite().all()):
                     optimizer.zero_grad()
                     if not args.skip_nonfinite_loss:
                         raise FloatingPointError(
@@ -369,7 +372,7 @@ def train(args, accelerator, model, processor, dataset, loader, dataset_descript
             global_step += 1
             if hpm_model is not None:
                 hpm_model.update_teacher()
-            last_loss = accelerator.gather(outputs.loss.detach()[None]).mean().item()
+            last_loss = losses.mean().item()
             lr = scheduler.get_last_lr()[0]
             speed = images_seen / (time.perf_counter() - start_time)
             progress.update(1)
@@ -481,13 +484,5 @@ def _write_picture(accelerator, model, batch, output_dir: Path, step: int | None
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Console entry point: runs :func:`main` and turns a failed upload into exit code 1."""
-    try:
-        main(argv)
-        return 0
-    except PushToHubError as err:
-        print(f"\n{err}", file=sys.stderr)
-        return 1
-    finally:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()  # gloo can abort at exit otherwise
+    """Console entry point (exit code 1 for a failed upload)."""
+    return run_main(main, argv)

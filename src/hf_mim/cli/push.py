@@ -6,11 +6,11 @@ hf-mim push --output_dir outputs/maskfeat --hub_model_id me/maskfeat-demo [--hub
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ..checkpointing import COMPLETION_FILE
-from ..hub import PushToHubError, push_folder
+from ..hub import push_folder
+from . import run_main
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -35,9 +35,5 @@ def main(argv: list[str] | None = None) -> str:
 
 
 def run(argv: list[str] | None = None) -> int:
-    try:
-        main(argv)
-        return 0
-    except PushToHubError as err:
-        print(err, file=sys.stderr)
-        return 1
+    """Console entry point (exit code 1 for a failed upload)."""
+    return run_main(main, argv)
