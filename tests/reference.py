@@ -48,9 +48,9 @@ def numpy_hog(images: np.ndarray, nbins=9, cell=8, gaussian_window=0):
     return hist, amb_cells, flat_cells
 
 
-def numpy_hog_patch_targets(images: np.ndarray, patch_size: int, nbins=9, cell=8) -> np.ndarray:
+def numpy_hog_patch_targets(images: np.ndarray, patch_size: int, nbins=9, cell=8, gaussian_window=0) -> np.ndarray:
     """[B, L, C * nbins * k * k] with feature index ((c * nbins + bin) * k + cell_row) * k + cell_col."""
-    hist, _, _ = numpy_hog(images, nbins=nbins, cell=cell)
+    hist, _, _ = numpy_hog(images, nbins=nbins, cell=cell, gaussian_window=gaussian_window)
     b, c, n, h, w = hist.shape
     k = patch_size // cell
     out = np.zeros((b, (h // k) * (w // k), c * n * k * k))

@@ -76,9 +76,9 @@ def _split_items(text: str) -> list[str]:
 
 def encoder_config_classes() -> dict[str, type]:
     """Nested encoder configs a method config may hold, by field name (SimMIM's ``encoder_config``)."""
-    from transformers import SwinConfig, ViTConfig
+    from transformers import BeitConfig, SwinConfig, ViTConfig
 
-    return {"vit": ViTConfig, "swin": SwinConfig}
+    return {"vit": ViTConfig, "swin": SwinConfig, "beit": BeitConfig}
 
 
 def parse_config_overrides(text: str, method: str) -> dict[str, Any]:

@@ -189,6 +189,9 @@ class SimMIMConfig(PreTrainedConfig):
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError(f"`mask_ratio` must be in (0, 1), got {self.mask_ratio!r}.")
         check_choice("pooling", self.pooling, ("mean", "cls"))
+        if self.backbone == "beit" and encoder.use_mean_pooling and self.pooling != "mean":
+            raise ValueError("`encoder_config.use_mean_pooling=True` (mean + fc_norm, the official fine-tuning head) "
+                             f"needs `pooling='mean'`, got {self.pooling!r}.")  # fmt: skip
         if self.backbone == "swin" and self.pooling == "cls":
             raise ValueError("`pooling='cls'` needs a [CLS] token; Swin has none, use 'mean'.")
         super().__post_init__(**kwargs)

@@ -78,7 +78,7 @@ class SimMIMPreTrainedModel(PreTrainedModel):
 class SimMIMModel(SimMIMPreTrainedModel):
     """The bare SimMIM encoder: our ViT (transformers' ViT blocks) or transformers' own ``SwinModel``."""
 
-    def __init__(self, config: SimMIMConfig, use_mask_token: bool = True):
+    def __init__(self, config: SimMIMConfig, use_mask_token: bool = True, add_pooling_layer: bool = True):
         super().__init__(config)
         if config.encoder_config._attn_implementation is None:
             # PreTrainedModel sets the implementation on the top config only; our ViT blocks read the encoder's
@@ -90,7 +90,9 @@ class SimMIMModel(SimMIMPreTrainedModel):
             # BeitModel takes its mask token from its config: a private copy keeps the saved config unchanged
             encoder_config = copy.deepcopy(config.encoder_config)
             encoder_config.use_mask_token = use_mask_token
-            self.encoder = BeitModel(encoder_config, add_pooling_layer=False)
+            # with use_mean_pooling, BEiT's pooler is the official fc_norm (LayerNorm of the mean patch token)
+            pooler = add_pooling_layer and bool(encoder_config.use_mean_pooling)
+            self.encoder = BeitModel(encoder_config, add_pooling_layer=pooler)
             if use_mask_token:  # initialised by the nested model already (zeros); SimMIM draws it like Swin's
                 nn.init.trunc_normal_(self.encoder.embeddings.mask_token, std=config.initializer_range)
         else:
@@ -153,7 +155,10 @@ class SimMIMModel(SimMIMPreTrainedModel):
                 output_hidden_states=hidden,
             )
             sequence, hidden_states = out.last_hidden_state, out.hidden_states
-            pooled = pool_tokens(sequence, self.config.pooling)
+            if self.encoder.pooler is not None:
+                pooled = out.pooler_output
+            else:
+                pooled = pool_tokens(sequence, self.config.pooling)
         else:
             if bool_masked_pos is not None:
                 patch = self.config.patch_size
@@ -192,7 +197,7 @@ class SimMIMForMaskedImageModeling(SimMIMPreTrainedModel):
 
     def __init__(self, config: SimMIMConfig):
         super().__init__(config)
-        self.simmim = SimMIMModel(config)
+        self.simmim = SimMIMModel(config, add_pooling_layer=False)
         num_channels = config.encoder_config.num_channels
         self.decoder = nn.Sequential(
             nn.Conv2d(config.hidden_size, config.encoder_stride**2 * num_channels, kernel_size=1),
