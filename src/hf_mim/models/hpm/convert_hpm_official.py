@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from ...convert_utils import KeyMapper, OfficialCheckpointError, load_into, map_vit_block
 from .configuration_hpm import HPMConfig
 from .modeling_hpm import HPMForPreTraining
@@ -153,6 +155,11 @@ def convert(checkpoint: dict, source: str | None = None, total_epochs: int | Non
     has_teacher = False
     if "ema_state_dict" in checkpoint and config.hard_patches_mining:
         teacher = KeyMapper(_strip_module(checkpoint["ema_state_dict"]), "HPM ema_state_dict")
+        # hf_mim's teacher reads the decoder positions of the student: both are the fixed sin-cos table
+        # (requires_grad=False, models_mae_learn_loss.py:69-70), so the EMA copy's must equal it
+        if not torch.equal(teacher.peek("decoder_pos_embed"), state["decoder.decoder_pos_embed"]):
+            raise OfficialCheckpointError("HPM ema_state_dict: decoder_pos_embed differs from the student's; the "
+                                          "official one is fixed, so this file was not written by main_pretrain.py.")  # fmt: skip
         teacher.drop(_TEACHER_UNUSED, "the EMA copy's pixel decoder and mask token: the teacher only scores patches")
         state.update(_map_encoder(teacher, "teacher.encoder."))
         state["teacher.decoder_embed.weight"] = teacher.take("decoder_embed.weight")
