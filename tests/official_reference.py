@@ -40,14 +40,20 @@ def block(x, sd, p, heads, names=TIMM, rel_bias=None, eps=1e-6):
     if f"{p}gamma_1" in sd:
         out = sd[f"{p}gamma_1"] * out
     x = x + out
-    mlp = linear(F.gelu(linear(layer_norm(x, sd, p + names["norm2"], eps), sd, p + names["fc1"])), sd, p + names["fc2"])
+    mlp = linear(
+        F.gelu(linear(layer_norm(x, sd, p + names["norm2"], eps), sd, p + names["fc1"])), sd, p + names["fc2"]
+    )
     if f"{p}gamma_2" in sd:
         mlp = sd[f"{p}gamma_2"] * mlp
     return x + mlp
 
 
 def patch_embed(x, sd, name):
-    return F.conv2d(x, sd[f"{name}.weight"], sd[f"{name}.bias"], stride=sd[f"{name}.weight"].shape[-1]).flatten(2).transpose(1, 2)
+    return (
+        F.conv2d(x, sd[f"{name}.weight"], sd[f"{name}.bias"], stride=sd[f"{name}.weight"].shape[-1])
+        .flatten(2)
+        .transpose(1, 2)
+    )
 
 
 def masked_vit(x, mask, sd, prefix, heads, names=TIMM, patch="patch_embed.proj", depth_prefix="blocks."):

@@ -10,10 +10,9 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
-
-import importlib
 from typing import Any
 
 from transformers import AutoModelForMaskedImageModeling, AutoModelForPreTraining, PreTrainedModel

@@ -17,7 +17,14 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["OfficialCheckpointError", "KeyMapper", "load_official_checkpoint", "load_into", "vit_block_names"]
+__all__ = [
+    "OfficialCheckpointError",
+    "KeyMapper",
+    "heads_for",
+    "load_into",
+    "load_official_checkpoint",
+    "map_vit_block",
+]
 
 #: What the official files need beyond tensors and plain containers, and why each is harmless:
 #: - ``argparse.Namespace``: training arguments (main_pretrain.py / main_finetune.py style scripts).
@@ -49,8 +56,8 @@ def load_official_checkpoint(path: str | os.PathLike, trust_pickle: bool = False
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if not trust_pickle:
-            reason = next((line.strip() for line in str(err).splitlines() if "GLOBAL" in line or "global" in line),
-                          str(err).splitlines()[-1] if str(err) else "")  # fmt: skip
+            found = re.search(r"GLOBAL (\S+)", str(err))
+            reason = f"it references {found.group(1)}" if found else str(err).strip().splitlines()[-1]
             raise OfficialCheckpointError(
                 f"`checkpoint` {path} needs arbitrary unpickling, which can run code hidden in the file "
                 f"({reason}). Pass --trust_pickle (trust_pickle=True) only if you trust where the file comes from."

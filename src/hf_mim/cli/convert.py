@@ -19,7 +19,6 @@ import argparse
 from pathlib import Path
 
 from ..config_overrides import parse_config_overrides
-from ..convert_utils import OfficialCheckpointError
 from ..convert import (
     OFFICIAL_SOURCES,
     convert_official_checkpoint,
@@ -27,6 +26,7 @@ from ..convert import (
     official_card_notes,
     save_converted,
 )
+from ..convert_utils import OfficialCheckpointError
 from . import run_main
 
 

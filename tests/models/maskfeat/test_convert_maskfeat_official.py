@@ -113,5 +113,7 @@ def test_converted_folder_loads_with_auto_classes(tmp_path):
         got, want = reloaded(pixel_values=x, bool_masked_pos=mask), direct(pixel_values=x, bool_masked_pos=mask)
     np.testing.assert_allclose(got.logits.numpy(), want.logits.numpy(), atol=1e-6)
     classifier = AutoModelForImageClassification.from_pretrained(out, num_labels=3)
-    torch.testing.assert_close(classifier.maskfeat.encoder.embeddings.position_embeddings,
-                               direct.maskfeat.encoder.embeddings.position_embeddings)
+    torch.testing.assert_close(
+        classifier.maskfeat.encoder.embeddings.position_embeddings,
+        direct.maskfeat.encoder.embeddings.position_embeddings,
+    )

@@ -57,7 +57,9 @@ def _slowfast_cfg(checkpoint: dict) -> dict:
     return cfg if isinstance(cfg, dict) else {}
 
 
-def convert(checkpoint: dict, source: str | None = None, **config_overrides: Any) -> tuple[MaskFeatForPreTraining, dict]:
+def convert(
+    checkpoint: dict, source: str | None = None, **config_overrides: Any
+) -> tuple[MaskFeatForPreTraining, dict]:
     """Converts a loaded official MaskFeat checkpoint.
 
     Args:

@@ -1,0 +1,67 @@
+"""The converted official checkpoints as users get them: pushed with ``--push_to_hub`` (to a loopback Hub) and
+loaded with transformers alone (``trust_remote_code=True``, hf_mim unimportable), by the Auto class each needs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import torch
+
+from hf_mim.cli.convert import main
+
+from .hub_server import HubServer, hub_env
+from .models.hpm.test_convert_hpm_official import DEC_HEADS, HEADS, hpm_checkpoint
+from .models.maskfeat.test_convert_maskfeat_official import mmpretrain_checkpoint
+from .models.simmim.test_convert_simmim_official import DIM, rand, save, vit_config, vit_state
+
+LOAD_WITHOUT_HF_MIM = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "hf_mim" or name.startswith("hf_mim."):
+            raise ImportError("hf_mim is blocked in this process")
+sys.meta_path.insert(0, Block())
+import torch, transformers
+for folder, auto in zip(sys.argv[1::2], sys.argv[2::2]):
+    model = getattr(transformers, auto).from_pretrained(folder, trust_remote_code=True)
+    processor = transformers.AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)
+    assert type(model).__module__.startswith("transformers_modules")
+    out = model(pixel_values=torch.randn(1, 3, 32, 32))
+    print("LOADED", type(model).__name__, type(processor).__name__, tuple(out[0].shape) if out[0] is not None else "")
+assert "hf_mim" not in sys.modules
+"""
+
+
+def test_converted_official_folders_push_and_load_without_hf_mim(tmp_path):
+    folders = []
+    mmpretrain_checkpoint(tmp_path / "maskfeat.pth")
+    folders.append((main(["--method", "maskfeat", "--checkpoint", str(tmp_path / "maskfeat.pth"), "--output_dir",
+                          str(tmp_path / "maskfeat"), "--config_overrides", "num_attention_heads=2"]),
+                    "AutoModel"))  # fmt: skip
+    g = torch.Generator().manual_seed(3)
+    sd = vit_state(g, "", shared=False, finetuned=True)
+    sd.update({"head.weight": rand(g, 4, DIM), "head.bias": rand(g, 4)})
+    save(tmp_path / "simmim_ft.pth", sd, vit_config())
+    folders.append((main(["--method", "simmim", "--checkpoint", str(tmp_path / "simmim_ft.pth"), "--output_dir",
+                          str(tmp_path / "simmim")]), "AutoModelForImageClassification"))  # fmt: skip
+    hpm_checkpoint(tmp_path / "hpm.pth")
+    with HubServer() as hub:
+        env = hub_env(hub, tmp_path)
+        result = subprocess.run(
+            [sys.executable, "-m", "hf_mim", "convert", "--method", "hpm", "--checkpoint", str(tmp_path / "hpm.pth"),
+             "--output_dir", str(tmp_path / "hpm"), "--config_overrides",
+             f"num_attention_heads={HEADS},decoder_num_attention_heads={DEC_HEADS}", "--push_to_hub",
+             "--hub_model_id", "org/hpm-official"],
+            env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert {"model.safetensors", "modeling_hpm.py", "README.md"} <= set(hub.state.repos["org/hpm-official"].files)
+        folders.append(("org/hpm-official", "AutoModelForPreTraining"))
+        args = [str(item) for pair in folders for item in pair]
+        loaded = subprocess.run([sys.executable, "-c", LOAD_WITHOUT_HF_MIM, *args], env=env, capture_output=True,
+                                text=True, timeout=300, cwd=tmp_path)  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert "LOADED MaskFeatModel MaskFeatImageProcessor" in loaded.stdout
+    assert "LOADED SimMIMForImageClassification SimMIMImageProcessor (1, 4)" in loaded.stdout
+    assert "LOADED HPMForPreTraining HPMImageProcessor" in loaded.stdout
