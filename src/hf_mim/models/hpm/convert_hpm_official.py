@@ -156,8 +156,9 @@ def convert(checkpoint: dict, source: str | None = None, total_epochs: int | Non
     if "ema_state_dict" in checkpoint and config.hard_patches_mining:
         teacher = KeyMapper(_strip_module(checkpoint["ema_state_dict"]), "HPM ema_state_dict")
         # hf_mim's teacher reads the decoder positions of the student: both are the fixed sin-cos table
-        # (requires_grad=False, models_mae_learn_loss.py:69-70), so the EMA copy's must equal it
-        if not torch.equal(teacher.peek("decoder_pos_embed"), state["decoder.decoder_pos_embed"]):
+        # (requires_grad=False, models_mae_learn_loss.py:69-70), so the EMA copy's equals it up to the rounding of
+        # timm's ModelEma updates (it averages every state entry, fixed ones included)
+        if not torch.allclose(teacher.peek("decoder_pos_embed"), state["decoder.decoder_pos_embed"], atol=1e-5):
             raise OfficialCheckpointError("HPM ema_state_dict: decoder_pos_embed differs from the student's; the "
                                           "official one is fixed, so this file was not written by main_pretrain.py.")  # fmt: skip
         teacher.drop(_TEACHER_UNUSED, "the EMA copy's pixel decoder and mask token: the teacher only scores patches")
