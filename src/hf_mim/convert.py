@@ -23,7 +23,14 @@ from .export import bundle_remote_code
 from .hub import render_model_card
 from .registry import get_model_spec
 
-__all__ = ["OFFICIAL_SOURCES", "convert_official_checkpoint", "convert_transformers_checkpoint", "save_converted"]
+__all__ = [
+    "OFFICIAL_SOURCES",
+    "OfficialCheckpointError",
+    "convert_official_checkpoint",
+    "convert_transformers_checkpoint",
+    "official_card_notes",
+    "save_converted",
+]
 
 #: method -> the official layouts its converter reads (the first is the default when detection is not possible)
 OFFICIAL_SOURCES = {"maskfeat": ("slowfast", "mmpretrain"), "simmim": ("simmim",), "hpm": ("hpm",)}
@@ -156,6 +163,3 @@ def official_card_notes(report: dict) -> dict[str, str]:
         "dropped keys": f"{len(report['dropped'])} (buffers recomputed by the model, unused EMA parts)",
     }
     return rows
-
-
-__all__ += ["OfficialCheckpointError", "official_card_notes"]

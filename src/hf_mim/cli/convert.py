@@ -26,7 +26,6 @@ from ..convert import (
     official_card_notes,
     save_converted,
 )
-from ..convert_utils import OfficialCheckpointError
 from . import run_main
 
 
@@ -76,7 +75,7 @@ def main(argv: list[str] | None = None) -> Path:
         try:
             model, report = convert_official_checkpoint(args.method, args.checkpoint, args.source, args.overrides,
                                                         trust_pickle=args.trust_pickle, return_report=True, **extra)  # fmt: skip
-        except (OfficialCheckpointError, ValueError) as err:  # a clear message, not a traceback
+        except ValueError as err:  # OfficialCheckpointError included: a clear message, not a traceback
             raise SystemExit(f"hf-mim convert: error: {err}") from None
         origin, notes = Path(args.checkpoint).name, official_card_notes(report)
     else:

@@ -30,7 +30,7 @@ from typing import Any
 
 from transformers import BeitConfig, SwinConfig
 
-from ...convert_utils import KeyMapper, OfficialCheckpointError, heads_for, load_into
+from ...convert_utils import KeyMapper, OfficialCheckpointError, heads_for, load_into, map_vit_block
 from .configuration_simmim import SimMIMConfig
 from .modeling_simmim import SimMIMForImageClassification, SimMIMForMaskedImageModeling
 
@@ -105,15 +105,13 @@ def _vit(keys: KeyMapper, src: str, checkpoint: dict, classification: bool) -> t
               "BEiT relative position index buffer (recomputed by transformers' BeitModel)")  # fmt: skip
     for i in blocks:
         s, d = f"{src}blocks.{i}.", f"{dst}layers.{i}."
-        q, k, v = keys.take(f"{s}attn.qkv.weight").chunk(3, dim=0)
-        state.update({f"{d}attention.q_proj.weight": q, f"{d}attention.k_proj.weight": k,
-                      f"{d}attention.v_proj.weight": v})  # fmt: skip
+        state.update(map_vit_block(keys, s, d, qkv_bias=False))  # SimMIM's qkv bias is separate q / v vectors
         if keys.has(f"{s}attn.q_bias"):
             state[f"{d}attention.q_proj.bias"] = keys.take(f"{s}attn.q_bias")
             state[f"{d}attention.v_proj.bias"] = keys.take(f"{s}attn.v_bias")
         else:  # QKV_BIAS False: BEiT's q / v projections always have a bias; zero is the same function
-            state[f"{d}attention.q_proj.bias"] = q.new_zeros(q.shape[0])
-            state[f"{d}attention.v_proj.bias"] = v.new_zeros(v.shape[0])
+            state[f"{d}attention.q_proj.bias"] = state[f"{d}attention.q_proj.weight"].new_zeros(encoder.hidden_size)
+            state[f"{d}attention.v_proj.bias"] = state[f"{d}attention.v_proj.weight"].new_zeros(encoder.hidden_size)
         if per_block:
             state[f"{d}relative_position_bias.relative_position_bias_table"] = keys.take(
                 f"{s}attn.relative_position_bias_table"
@@ -121,9 +119,6 @@ def _vit(keys: KeyMapper, src: str, checkpoint: dict, classification: bool) -> t
         if layer_scale:
             state[f"{d}lambda_1"] = keys.take(f"{s}gamma_1")
             state[f"{d}lambda_2"] = keys.take(f"{s}gamma_2")
-        for ours, theirs in (("layernorm_before", "norm1"), ("layernorm_after", "norm2"), ("mlp.fc1", "mlp.fc1"),
-                             ("mlp.fc2", "mlp.fc2"), ("attention.o_proj", "attn.proj")):  # fmt: skip
-            state.update(_linear(keys, f"{s}{theirs}", f"{d}{ours}"))
     if mean_pooling:
         state.update(_linear(keys, f"{src}fc_norm", f"{dst}pooler.layernorm"))
     else:
@@ -175,17 +170,10 @@ def _swin(keys: KeyMapper, src: str, checkpoint: dict, classification: bool) -> 
     for i, depth in zip(stages, depths):
         for j in range(depth):
             s, d = f"{src}layers.{i}.blocks.{j}.", f"{dst}encoder.layers.{i}.blocks.{j}."
-            for part, weight in zip("qkv", keys.take(f"{s}attn.qkv.weight").chunk(3, dim=0)):
-                state[f"{d}attention.{part}_proj.weight"] = weight
-            if encoder.qkv_bias:
-                for part, bias in zip("qkv", keys.take(f"{s}attn.qkv.bias").chunk(3, dim=0)):
-                    state[f"{d}attention.{part}_proj.bias"] = bias
+            state.update(map_vit_block(keys, s, d, qkv_bias=encoder.qkv_bias))
             state[f"{d}attention.relative_position_bias.relative_position_bias_table"] = keys.take(
                 f"{s}attn.relative_position_bias_table"
             )
-            for ours, theirs in (("layernorm_before", "norm1"), ("layernorm_after", "norm2"),
-                                 ("mlp.fc1", "mlp.fc1"), ("mlp.fc2", "mlp.fc2"), ("attention.o_proj", "attn.proj")):  # fmt: skip
-                state.update(_linear(keys, f"{s}{theirs}", f"{d}{ours}"))
         if keys.has(f"{src}layers.{i}.downsample.reduction.weight"):
             state.update(_linear(keys, f"{src}layers.{i}.downsample.reduction",
                                  f"{dst}encoder.layers.{i}.downsample.reduction", bias=False))  # fmt: skip
