@@ -222,6 +222,17 @@ class HubServer:
         self.httpd.server_close()
 
 
+#: Prepended to a subprocess script: makes hf_mim unimportable, so that only remote code can serve a model.
+BLOCK_HF_MIM = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "hf_mim" or name.startswith("hf_mim."):
+            raise ImportError("hf_mim is blocked in this process")
+sys.meta_path.insert(0, Block())
+"""
+
+
 def hub_env(hub: HubServer, tmp_path) -> dict:
     """The environment of a process that talks to ``hub`` through the real huggingface_hub client."""
     env = dict(os.environ)

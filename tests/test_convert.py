@@ -10,18 +10,14 @@ import torch
 
 from hf_mim.cli.convert import main
 
-from .hub_server import HubServer, hub_env
+from .hub_server import BLOCK_HF_MIM, HubServer, hub_env
 from .models.hpm.test_convert_hpm_official import DEC_HEADS, HEADS, hpm_checkpoint
 from .models.maskfeat.test_convert_maskfeat_official import mmpretrain_checkpoint
 from .models.simmim.test_convert_simmim_official import DIM, rand, save, vit_config, vit_state
 
-LOAD_WITHOUT_HF_MIM = """
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name == "hf_mim" or name.startswith("hf_mim."):
-            raise ImportError("hf_mim is blocked in this process")
-sys.meta_path.insert(0, Block())
+LOAD_WITHOUT_HF_MIM = (
+    BLOCK_HF_MIM
+    + """
 import torch, transformers
 for folder, auto in zip(sys.argv[1::2], sys.argv[2::2]):
     model = getattr(transformers, auto).from_pretrained(folder, trust_remote_code=True)
@@ -31,6 +27,7 @@ for folder, auto in zip(sys.argv[1::2], sys.argv[2::2]):
     print("LOADED", type(model).__name__, type(processor).__name__, tuple(out[0].shape) if out[0] is not None else "")
 assert "hf_mim" not in sys.modules
 """
+)
 
 
 def test_converted_official_folders_push_and_load_without_hf_mim(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .hub_server import HubServer, hub_env
+from .hub_server import BLOCK_HF_MIM, HubServer, hub_env
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,13 +20,9 @@ PRETRAIN = [
 ]  # fmt: skip
 
 # Loads a pushed repo with transformers alone: hf_mim is made unimportable first.
-LOAD_WITHOUT_HF_MIM = """
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name == "hf_mim" or name.startswith("hf_mim."):
-            raise ImportError("hf_mim is blocked in this process")
-sys.meta_path.insert(0, Block())
+LOAD_WITHOUT_HF_MIM = (
+    BLOCK_HF_MIM
+    + """
 import torch
 from safetensors.torch import load_file
 from transformers import AutoImageProcessor, AutoModelForPreTraining
@@ -41,6 +37,7 @@ assert torch.isfinite(out.loss)
 assert "hf_mim" not in sys.modules and type(model).__module__.startswith("transformers_modules")
 print("LOADED", type(model).__name__, type(processor).__name__)
 """
+)
 
 LOAD_WITH_HF_MIM = """
 import sys, torch, hf_mim

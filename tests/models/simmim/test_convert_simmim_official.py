@@ -67,6 +67,16 @@ def vit_state(g, prefix, shared=True, finetuned=False):
     return sd
 
 
+def vit_pretraining_state(seed=0):
+    """A whole SimMIM ViT pretraining model: ``encoder.`` + the 1x1-conv ``decoder.0``."""
+    g = torch.Generator().manual_seed(seed)
+    sd = vit_state(g, "encoder.")
+    sd.update(
+        {"decoder.0.weight": rand(g, PATCH * PATCH * 3, DIM, 1, 1), "decoder.0.bias": rand(g, PATCH * PATCH * 3)}
+    )
+    return sd
+
+
 def save(path, model_state, config):
     torch.save({"model": model_state, "optimizer": {"state": {}, "param_groups": []},
                 "lr_scheduler": {"decay_t": 700, "base_values": [1e-4]}, "max_accuracy": 0.0, "epoch": 799,
@@ -79,11 +89,7 @@ def vit_config():
 
 
 def test_official_simmim_vit_pretraining_matches(tmp_path):
-    g = torch.Generator().manual_seed(0)
-    sd = vit_state(g, "encoder.")
-    sd.update(
-        {"decoder.0.weight": rand(g, PATCH * PATCH * 3, DIM, 1, 1), "decoder.0.bias": rand(g, PATCH * PATCH * 3)}
-    )
+    sd = vit_pretraining_state()
     save(tmp_path / "vit.pth", sd, vit_config())
     model, report = convert_official_checkpoint("simmim", tmp_path / "vit.pth", return_report=True)
     encoder = model.config.encoder_config
@@ -209,11 +215,7 @@ def test_official_simmim_swin_finetuned_and_auto_loading(tmp_path):
 
 
 def test_converted_vit_folder_loads_with_auto_classes(tmp_path):
-    g = torch.Generator().manual_seed(0)
-    sd = vit_state(g, "encoder.")
-    sd.update(
-        {"decoder.0.weight": rand(g, PATCH * PATCH * 3, DIM, 1, 1), "decoder.0.bias": rand(g, PATCH * PATCH * 3)}
-    )
+    sd = vit_pretraining_state()
     save(tmp_path / "vit.pth", sd, vit_config())
     from hf_mim.cli.convert import main
 
@@ -228,11 +230,7 @@ def test_unsafe_pickle_is_refused_unless_trusted(tmp_path):
         def __reduce__(self):
             return (operator.add, (1, 2))
 
-    g = torch.Generator().manual_seed(0)
-    sd = vit_state(g, "encoder.")
-    sd.update(
-        {"decoder.0.weight": rand(g, PATCH * PATCH * 3, DIM, 1, 1), "decoder.0.bias": rand(g, PATCH * PATCH * 3)}
-    )
+    sd = vit_pretraining_state()
     torch.save({"model": sd, "config": vit_config(), "amp": {"x": Payload()}}, tmp_path / "p.pth")
     sys.modules.pop("yacs.config")  # loading needs no yacs
     with pytest.raises(OfficialCheckpointError, match=r"arbitrary unpickling.*--trust_pickle"):
