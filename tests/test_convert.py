@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from hf_mim.cli.convert import main
@@ -62,3 +63,27 @@ def test_converted_official_folders_push_and_load_without_hf_mim(tmp_path):
     assert "LOADED MaskFeatModel MaskFeatImageProcessor" in loaded.stdout
     assert "LOADED SimMIMForImageClassification SimMIMImageProcessor (1, 4)" in loaded.stdout
     assert "LOADED HPMForPreTraining HPMImageProcessor" in loaded.stdout
+
+
+def test_convert_command_refuses_bad_input_before_any_work(tmp_path, capsys):
+
+    hpm_checkpoint(tmp_path / "hpm.pth")
+    base = ["--checkpoint", str(tmp_path / "hpm.pth"), "--output_dir", str(tmp_path / "out")]
+    cases = [
+        (["--method", "hpm", *base, "--total_epochs", "0"], "--total_epochs must be a positive"),
+        (["--method", "simmim", *base, "--total_epochs", "10"], "--total_epochs applies to --method hpm"),
+        (["--method", "hpm", *base, "--source", "slowfast"], "--source must be one of ['hpm']"),
+        (["--method", "hpm", "--checkpoint", str(tmp_path / "nope.pth"), "--output_dir", "x"], "is not a file"),
+        (["--method", "maskfeat", "--model_name_or_path", "x", "--output_dir", "x"], "transformers has no MaskFeat"),
+        (["--method", "hpm", *base, "--config_overrides", "mask_ratoi=0.5"], "mask_ratio"),
+        (["--method", "hpm", *base, "--push_to_hub"], "--push_to_hub needs --hub_model_id"),
+    ]
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err, argv
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(SystemExit, match="hf-mim convert: error: .*missing key 'patch_embed.proj.weight'"):
+        torch.save({"state_dict": {}}, tmp_path / "empty.pth")
+        main(["--method", "hpm", "--checkpoint", str(tmp_path / "empty.pth"), "--output_dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()

@@ -56,6 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--source must be one of {list(OFFICIAL_SOURCES[args.method])} for --method {args.method}")
     if args.total_epochs is not None and (args.method != "hpm" or not args.checkpoint):
         parser.error("--total_epochs applies to --method hpm --checkpoint only")
+    if args.total_epochs is not None and args.total_epochs < 1:
+        parser.error(f"--total_epochs must be a positive number of epochs, got {args.total_epochs}")
     if args.push_to_hub and not args.hub_model_id:
         parser.error("--push_to_hub needs --hub_model_id")
     if args.checkpoint and not Path(args.checkpoint).is_file():
