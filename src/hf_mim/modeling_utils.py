@@ -22,6 +22,7 @@ __all__ = [
     "check_bool_masked_pos",
     "check_choice",
     "pool_tokens",
+    "fc_norm_pool",
     "vit_config_kwargs",
 ]
 
@@ -186,6 +187,14 @@ def pool_tokens(last_hidden_state: torch.Tensor, pooling: str, has_cls_token: bo
         return last_hidden_state[:, 0]
     patches = last_hidden_state[:, 1:] if has_cls_token else last_hidden_state
     return patches.mean(dim=1)
+
+
+def fc_norm_pool(pre_norm_hidden_state: torch.Tensor, norm: nn.Module, has_cls_token: bool = True) -> torch.Tensor:
+    """The papers' fine-tuning pooling: ``[B, T, D]`` tokens *before* the final LayerNorm -> mean of the patch
+    tokens -> ``norm`` -> ``[B, D]`` (SlowFast's USE_MEAN_POOLING, MAE's ``global_pool`` + ``fc_norm``, SimMIM's
+    ``use_mean_pooling``)."""
+    patches = pre_norm_hidden_state[:, 1:] if has_cls_token else pre_norm_hidden_state
+    return norm(patches.mean(dim=1))
 
 
 class ClassifierMixin:

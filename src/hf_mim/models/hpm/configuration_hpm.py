@@ -45,6 +45,10 @@ class HPMConfig(ViTEncoderConfig):
         loss_predictor_loss: ``"relative"`` (pairwise BCE, default) or ``"mse"`` (regress standardised losses).
         teacher_momentum_start, teacher_momentum_end, teacher_momentum_warmup_epochs: EMA schedule of the teacher.
         hard_fraction_max: Largest fraction of the masked patches chosen as the predicted hardest.
+        pooling: Classification pooling, ``"mean"`` of patch tokens (default) or ``"cls"``.
+        use_fc_norm: Classification head of the papers' fine-tuning: the mean of the patch tokens *before* the
+            final LayerNorm, then that LayerNorm (SlowFast's USE_MEAN_POOLING, MAE's global_pool fc_norm). Needs
+            ``pooling="mean"``; the fine-tuning recipes turn it on.
         initializer_range: Std of the normal initialisation of tokens.
     """
 
@@ -67,11 +71,15 @@ class HPMConfig(ViTEncoderConfig):
     teacher_momentum_warmup_epochs: float = 100
     hard_fraction_max: float = 0.5
     pooling: str = "mean"
+    use_fc_norm: bool = False
 
     def __post_init__(self, **kwargs):
         check_choice("target", self.target, ("pixel", "hog"))
         check_choice("loss_predictor_loss", self.loss_predictor_loss, ("relative", "mse"))
         check_choice("pooling", self.pooling, ("mean", "cls"))
+        if self.use_fc_norm and self.pooling != "mean":
+            raise ValueError(f"`use_fc_norm=True` pools the mean of the patch tokens: it needs `pooling='mean'`, got "
+                             f"{self.pooling!r}.")  # fmt: skip
         if self.decoder_hidden_size % self.decoder_num_attention_heads:
             raise ValueError(
                 f"`decoder_hidden_size` ({self.decoder_hidden_size}) must be divisible by "

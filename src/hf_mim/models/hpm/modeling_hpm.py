@@ -22,7 +22,7 @@ from transformers.models.vit_mae.modeling_vit_mae import ViTMAEPatchEmbeddings, 
 from transformers.utils import ModelOutput
 
 from ...losses import masked_mean, mse_loss_predictor_loss, per_patch_mse, relative_loss_predictor_loss
-from ...modeling_utils import ClassifierMixin, ViTBlock, check_bool_masked_pos, pool_tokens
+from ...modeling_utils import ClassifierMixin, ViTBlock, check_bool_masked_pos, fc_norm_pool, pool_tokens
 from ...targets import HOGFeatures, normalize_patches, patchify
 from .configuration_hpm import HPMConfig
 
@@ -109,8 +109,11 @@ class MAEEncoder(nn.Module):
             return stored
         return sincos_position_embedding(grid, stored.shape[-1], stored.device).to(stored.dtype)
 
-    def forward(self, pixel_values: torch.Tensor, ids_keep: torch.Tensor | None = None) -> torch.Tensor:
-        """``[B, C, H, W]`` -> ``[B, 1 + K, D]`` for the ``K`` patches in ``ids_keep [B, K]`` (all when None)."""
+    def forward(
+        self, pixel_values: torch.Tensor, ids_keep: torch.Tensor | None = None, final_norm: bool = True
+    ) -> torch.Tensor:
+        """``[B, C, H, W]`` -> ``[B, 1 + K, D]`` for the ``K`` patches in ``ids_keep [B, K]`` (all when None),
+        after the final LayerNorm unless ``final_norm=False``."""
         patch = self.config.patch_size
         grid = (pixel_values.shape[-2] // patch, pixel_values.shape[-1] // patch)
         pos = self.position_embeddings(grid)
@@ -123,7 +126,7 @@ class MAEEncoder(nn.Module):
         x = torch.cat([cls, x], dim=1)  # [B, 1 + K, D]
         for layer in self.layers:
             x = layer(x)
-        return self.layernorm(x)
+        return self.layernorm(x) if final_norm else x
 
 
 def decoder_blocks(config: HPMConfig) -> nn.ModuleList:
@@ -209,10 +212,13 @@ class HPMModel(HPMPreTrainedModel):
         Returns:
             ``last_hidden_state [B, 1 + L, D]``, ``pooler_output [B, D]`` (mean of patch tokens by default).
         """
-        sequence = self.encoder(pixel_values)
-        out = BaseModelOutputWithPooling(
-            last_hidden_state=sequence, pooler_output=pool_tokens(sequence, self.config.pooling)
-        )
+        if self.config.use_fc_norm:
+            tokens = self.encoder(pixel_values, final_norm=False)  # [B, 1 + L, D]
+            sequence, pooled = self.encoder.layernorm(tokens), fc_norm_pool(tokens, self.encoder.layernorm)
+        else:
+            sequence = self.encoder(pixel_values)
+            pooled = pool_tokens(sequence, self.config.pooling)
+        out = BaseModelOutputWithPooling(last_hidden_state=sequence, pooler_output=pooled)
         return out if return_dict is not False else out.to_tuple()
 
 

@@ -36,6 +36,9 @@ class MaskFeatConfig(ViTEncoderConfig):
         mask_ratio: Fraction of patches the default image processor masks block-wise (40% in the paper).
         mask_min_num_patches: Smallest masking block, in patches.
         pooling: Classification pooling, ``"mean"`` of patch tokens (default) or ``"cls"``.
+        use_fc_norm: Classification head of the papers' fine-tuning: the mean of the patch tokens *before* the
+            final LayerNorm, then that LayerNorm (SlowFast's USE_MEAN_POOLING, MAE's global_pool fc_norm). Needs
+            ``pooling="mean"``; the fine-tuning recipes turn it on.
     """
 
     model_type = "maskfeat"
@@ -51,10 +54,14 @@ class MaskFeatConfig(ViTEncoderConfig):
     mask_ratio: float = 0.4
     mask_min_num_patches: int = 15
     pooling: str = "mean"
+    use_fc_norm: bool = False
 
     def __post_init__(self, **kwargs):
         check_choice("target", self.target, ("hog", "hog+pixel"))
         check_choice("pooling", self.pooling, ("mean", "cls"))
+        if self.use_fc_norm and self.pooling != "mean":
+            raise ValueError(f"`use_fc_norm=True` pools the mean of the patch tokens: it needs `pooling='mean'`, got "
+                             f"{self.pooling!r}.")  # fmt: skip
         if self.hog_cell_size < 1 or self.patch_size % self.hog_cell_size:
             raise ValueError(
                 f"`patch_size` ({self.patch_size}) must be a multiple of `hog_cell_size` ({self.hog_cell_size})."

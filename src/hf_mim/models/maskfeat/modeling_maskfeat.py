@@ -17,7 +17,7 @@ from transformers.models.vit.modeling_vit import ViTEmbeddings
 from transformers.utils import ModelOutput
 
 from ...losses import masked_mse_loss
-from ...modeling_utils import ClassifierMixin, MaskedViTEncoder, check_bool_masked_pos, pool_tokens
+from ...modeling_utils import ClassifierMixin, MaskedViTEncoder, check_bool_masked_pos, fc_norm_pool, pool_tokens
 from ...targets import HOGFeatures, normalize_patches, patchify
 from .configuration_maskfeat import MaskFeatConfig
 
@@ -115,14 +115,16 @@ class MaskFeatModel(MaskFeatPreTrainedModel):
             ``last_hidden_state [B, 1 + L, D]`` (``[CLS]`` first), ``pooler_output [B, D]``, ``hidden_states``.
         """
         output_hidden_states = output_hidden_states or self.config.output_hidden_states
+        fc_norm = self.config.use_fc_norm
         sequence, hidden_states = self.encoder(
-            pixel_values, bool_masked_pos, interpolate_pos_encoding, output_hidden_states=bool(output_hidden_states)
-        )
-        out = BaseModelOutputWithPooling(
-            last_hidden_state=sequence,
-            pooler_output=pool_tokens(sequence, self.config.pooling),
-            hidden_states=hidden_states,
-        )
+            pixel_values, bool_masked_pos, interpolate_pos_encoding, output_hidden_states=bool(output_hidden_states) or fc_norm
+        )  # fmt: skip
+        if fc_norm:  # the last hidden state is the final block's output, before the LayerNorm
+            pooled = fc_norm_pool(hidden_states[-1], self.encoder.layernorm)
+            hidden_states = hidden_states if output_hidden_states else None
+        else:
+            pooled = pool_tokens(sequence, self.config.pooling)
+        out = BaseModelOutputWithPooling(last_hidden_state=sequence, pooler_output=pooled, hidden_states=hidden_states)
         return out if return_dict is not False else out.to_tuple()
 
 

@@ -120,6 +120,10 @@ class SimMIMConfig(PreTrainedConfig):
         mask_ratio: Fraction of masking cells masked (0.6 in the paper).
         pooling: Classification pooling for ViT: ``"mean"`` of patch tokens (default) or ``"cls"``; Swin always
             averages its final tokens.
+        use_fc_norm: Classification head of the papers' fine-tuning: the mean of the patch tokens *before* the
+            final LayerNorm, then that LayerNorm (SlowFast's USE_MEAN_POOLING, MAE's global_pool fc_norm). Needs
+            ``pooling="mean"``; the fine-tuning recipes turn it on.
+            For ``beit`` it is BEiT's own ``use_mean_pooling`` (kept equal).
         initializer_range: Std of the truncated-normal initialisation (also of the mask token).
     """
 
@@ -133,6 +137,7 @@ class SimMIMConfig(PreTrainedConfig):
     mask_patch_size: int = 32
     mask_ratio: float = 0.6
     pooling: str = "mean"
+    use_fc_norm: bool = False
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
@@ -189,6 +194,15 @@ class SimMIMConfig(PreTrainedConfig):
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError(f"`mask_ratio` must be in (0, 1), got {self.mask_ratio!r}.")
         check_choice("pooling", self.pooling, ("mean", "cls"))
+        if self.use_fc_norm and self.backbone == "swin":
+            raise ValueError("`use_fc_norm=True` is for the ViT backbones; Swin's head is its final norm, then the mean "
+                             "(`pooling='mean'`).")  # fmt: skip
+        if self.backbone == "beit" and self.use_fc_norm != bool(encoder.use_mean_pooling):
+            # one switch: BEiT's own use_mean_pooling is exactly the official mean + fc_norm head
+            encoder.use_mean_pooling = self.use_fc_norm = bool(self.use_fc_norm or encoder.use_mean_pooling)
+        if self.use_fc_norm and self.pooling != "mean":
+            raise ValueError(f"`use_fc_norm=True` pools the mean of the patch tokens: it needs `pooling='mean'`, got "
+                             f"{self.pooling!r}.")  # fmt: skip
         if self.backbone == "beit" and encoder.use_mean_pooling and self.pooling != "mean":
             raise ValueError("`encoder_config.use_mean_pooling=True` (mean + fc_norm, the official fine-tuning head) "
                              f"needs `pooling='mean'`, got {self.pooling!r}.")  # fmt: skip

@@ -18,7 +18,7 @@ from transformers.models.vit.modeling_vit import ViTEmbeddings
 from transformers.utils import ModelOutput
 
 from ...losses import masked_l1_loss
-from ...modeling_utils import ClassifierMixin, MaskedViTEncoder, check_bool_masked_pos, pool_tokens
+from ...modeling_utils import ClassifierMixin, MaskedViTEncoder, check_bool_masked_pos, fc_norm_pool, pool_tokens
 from .configuration_simmim import SimMIMConfig
 
 __all__ = [
@@ -140,8 +140,15 @@ class SimMIMModel(SimMIMPreTrainedModel):
             )
         hidden = bool(output_hidden_states or self.config.output_hidden_states)
         if self.config.backbone == "vit":
-            sequence, hidden_states = self.encoder(pixel_values, bool_masked_pos, interpolate_pos_encoding, hidden)
-            pooled = pool_tokens(sequence, self.config.pooling)
+            fc_norm = self.config.use_fc_norm
+            sequence, hidden_states = self.encoder(
+                pixel_values, bool_masked_pos, interpolate_pos_encoding, hidden or fc_norm
+            )
+            if fc_norm:  # the last hidden state is the final block's output, before the LayerNorm
+                pooled = fc_norm_pool(hidden_states[-1], self.encoder.layernorm)
+                hidden_states = hidden_states if hidden else None
+            else:
+                pooled = pool_tokens(sequence, self.config.pooling)
         elif self.config.backbone == "beit":
             patch = self.config.patch_size
             if bool_masked_pos is not None:
