@@ -1,10 +1,9 @@
-"""Pieces of the pretraining recipe shared by the scripts: models from presets, the optimiser recipe of the
-papers, crash-safe checkpoints, the embedded default data, and picture grids."""
+"""Pieces shared by the training commands: models from presets, sharding, the embedded default data, seeded
+datasets and picture grids (the optimizer pieces are in :mod:`hf_mim.optimization`)."""
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,14 @@ import torch
 from torch import nn
 
 from .config_overrides import check_config_keys
-from .registry import get_model_spec, list_models
+from .optimization import (  # noqa: F401 - re-exported: the optimizer pieces used to live here
+    NO_DECAY_KEYWORDS,
+    layer_decay_param_groups,
+    layer_ids,
+    param_groups,
+    scaled_learning_rate,
+)
+from .registry import get_model_spec
 from .targets import patchify, unpatchify
 from .visualization import denormalize, heatmap, hog_glyphs, image_grid, mask_overlay
 
@@ -34,13 +40,6 @@ __all__ = [
     "SeededTransformDataset",
     "pretraining_picture",
 ]
-
-#: Parameters without weight decay, beyond norms and biases (every 1-D parameter): position embeddings and the
-#: special tokens, as in MAE / MaskFeat / SimMIM.
-NO_DECAY_KEYWORDS = ("position_embeddings", "pos_embed", "cls_token", "mask_token", "relative_position_bias_table")
-
-#: SimMIM scales its learning rate by total batch / 512, the others by / 256.
-LR_SCALE_BATCH = {"simmim": 512}
 
 
 def build_config(method: str, preset: str | None = None, config_file: str | None = None, **overrides: Any):
@@ -75,19 +74,6 @@ def build_image_processor(method: str, config, **overrides: Any):
     return get_model_spec(method).image_processor_class.from_model_config(config, **overrides)
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW groups: weight decay on weights, none on norms, biases, position embeddings and special tokens."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        if param.ndim <= 1 or any(key in name for key in NO_DECAY_KEYWORDS):
-            no_decay.append(param)
-        else:
-            decay.append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
 def shard_model(model: nn.Module, mesh=None) -> nn.Module:
     """Applies torch's FSDP2 (``fully_shard``) to every block class in ``model._no_split_modules`` and then to the
     root, in place: parameters become DTensors sharded over ``mesh`` (default: all ranks). Build the optimizer
@@ -101,60 +87,6 @@ def shard_model(model: nn.Module, mesh=None) -> nn.Module:
         if type(module).__name__ in names and module is not model:
             fully_shard(module, mesh=mesh)
     return fully_shard(model, mesh=mesh)
-
-
-def scaled_learning_rate(base_learning_rate: float, total_batch_size: int, method: str) -> float:
-    """The papers' linear scaling rule: ``base_lr * total_batch / 256`` (``/ 512`` for SimMIM)."""
-    if method not in list_models():
-        raise ValueError(f"`method` must be one of {list_models()}, got {method!r}.")
-    return base_learning_rate * total_batch_size / LR_SCALE_BATCH.get(method, 256)
-
-
-# "encoder.layers.3." (ViT block 3) or "encoder.layers.1.blocks.2." (Swin stage 1, block 2)
-_BLOCK = re.compile(r"encoder\.layers\.(\d+)\.(?:blocks\.(\d+)\.)?")
-_EMBEDDING_KEYS = ("embeddings", "cls_token", "mask_token", "position_embeddings")
-
-
-def layer_ids(names: list[str]) -> tuple[dict[str, int], int]:
-    """Maps parameter names to depth: 0 for embeddings and tokens, ``1..L`` for the encoder blocks in order (Swin
-    blocks counted across stages, a stage's patch merging with its last block), ``L + 1`` for the rest (final norm,
-    head). Returns the mapping and ``L``."""
-
-    def block(name: str) -> tuple[int, int] | None:
-        match = _BLOCK.search(name)
-        return None if match is None else (int(match.group(1)), int(match.group(2) or 0))
-
-    blocks = sorted({b for n in names if ".downsample." not in n and (b := block(n)) is not None})
-    depth = {b: i + 1 for i, b in enumerate(blocks)}
-    last_of_stage = {stage: depth[(stage, blk)] for stage, blk in blocks}
-    ids = {}
-    for name in names:
-        if any(key in name for key in _EMBEDDING_KEYS):
-            ids[name] = 0
-        elif (b := block(name)) is not None:
-            ids[name] = last_of_stage[b[0]] if ".downsample." in name else depth[b]
-        else:
-            ids[name] = len(blocks) + 1
-    return ids, len(blocks)
-
-
-def layer_decay_param_groups(
-    model: nn.Module, learning_rate: float, weight_decay: float, layer_decay: float
-) -> list[dict]:
-    """BEiT / MAE fine-tuning groups: depth ``d`` (see :func:`layer_ids`) trains at
-    ``learning_rate * layer_decay ** (L + 1 - d)``, with the weight-decay exclusions of :func:`param_groups`."""
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    ids, num_layers = layer_ids([n for n, _ in named])
-    groups: dict[tuple[int, bool], dict] = {}
-    for name, param in named:
-        no_decay = param.ndim <= 1 or any(key in name for key in NO_DECAY_KEYWORDS)
-        scale = layer_decay ** (num_layers + 1 - ids[name])
-        group = groups.setdefault(
-            (ids[name], no_decay),
-            {"params": [], "weight_decay": 0.0 if no_decay else weight_decay, "lr": learning_rate * scale},
-        )
-        group["params"].append(param)
-    return list(groups.values())
 
 
 # ------------------------------------------------------------------------------------------------- data
