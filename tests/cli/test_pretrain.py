@@ -174,3 +174,29 @@ def test_imagefolder_data(photos, tmp_path):
     )
     assert metrics["train_steps"] == 1
     assert "imagefolder" in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_dry_run_prints_the_recipe_and_explicit_flags_win(tmp_path, capsys):
+    report = pretrain.main(["--recipe", "maskfeat-vit-b-300ep", "--preset", "test", "--dry_run",
+                            "--adam_beta2", "0.95", "--per_device_train_batch_size", "64", "--output_dir", str(tmp_path / "o")])  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["recipe"] == "maskfeat-vit-b-300ep"
+    assert report["optimizer"]["betas"] == [0.9, 0.95]  # explicit
+    assert report["optimizer"]["peak_learning_rate"] == pytest.approx(2e-4 * 64 / 256)  # recipe base LR, scaled
+    assert report["max_grad_norm"] == 0.02 and report["schedule"]["warmup_start_lr"] == pytest.approx(1e-6 * 64 / 256)
+    assert report["schedule"]["warmup_epochs"] == 30 and report["masking"]["mask_ratio"] == 0.4
+    decayed = report["optimizer"]["no_weight_decay"]["special_parameters_decayed"]
+    assert {"maskfeat.encoder.embeddings.cls_token", "maskfeat.encoder.embeddings.position_embeddings"} <= set(decayed)
+    assert report["sources"]["max_grad_norm"].endswith("in1k_VIT_B_MaskFeat_PT.yaml:63")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_preset_gets_the_main_recipe_and_the_demo_keeps_its_own():
+    args = pretrain.parse_args(["--method", "hpm", "--preset", "base"])
+    assert args.recipe == "hpm-vit-b-800ep" and args.num_train_epochs == 800 and args.max_grad_norm == 5.0
+    args = pretrain.parse_args(["--method", "simmim", "--preset", "swin-base"])
+    assert args.recipe == "simmim-swin-b-800ep"
+    args = pretrain.parse_args([])
+    assert args.recipe is None and args.max_steps == 400 and args.adam_beta2 == 0.95 and args.max_grad_norm == 3.0
+    # a recipe run to fewer epochs keeps its warm-up share
+    args = pretrain.parse_args(["--recipe", "hpm-vit-b-800ep", "--num_train_epochs", "80"])
+    assert args.warmup_epochs == pytest.approx(4.0)

@@ -26,27 +26,35 @@ from accelerate.state import AcceleratorState
 from accelerate.utils import DataLoaderConfiguration, DistributedType, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import AutoModelForPreTraining, get_cosine_schedule_with_warmup
+from transformers import AutoModelForPreTraining
 
-from .. import checkpointing, training
+from .. import checkpointing, recipes, training
 from ..config_overrides import parse_config_overrides
 from ..evaluation import trivial_baseline
 from ..export import bundle_remote_code
 from ..hub import push_folder, render_model_card
+from ..optimization import SCHEDULES, build_lr_scheduler, param_groups
 from ..registry import get_model_spec, list_models
 from . import run_main
+from .recipe_args import (
+    DEMO_PRESETS,
+    RECIPE_CONFIG_KEYS,
+    dry_run_report,
+    learning_rates,
+    no_decay_keywords,
+    recipe_of,
+    resolve_recipe_args,
+    schedule_steps,
+)
 
 LAST_MODEL = None  # the trained (unwrapped) model of the last main() call, for in-process checks
-
-DEMO_PRESETS = {"maskfeat": "demo", "simmim": "vit-demo", "hpm": "demo"}
-DEFAULT_BASE_LR = {"maskfeat": 2e-4, "simmim": 1e-4, "hpm": 1.5e-4}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="hf-mim pretrain", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--method", default="maskfeat", choices=list_models())
+    p.add_argument("--method", choices=list_models(), help="default: the recipe's method, else maskfeat")
     model = p.add_argument_group("model")
     model.add_argument("--preset", help="named config (default: the method's small demo config)")
     model.add_argument("--config_file", help="JSON file of config arguments")
@@ -64,18 +72,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--default_data_size", type=int, default=2048, help="crops in the embedded default data")
     data.add_argument("--dataloader_num_workers", type=int, default=0)
     data.add_argument("--skip_corrupt_images", action="store_true", help="skip (and count) undecodable rows")
-    opt = p.add_argument_group("optimisation")
-    opt.add_argument("--per_device_train_batch_size", type=int, default=32)
+    opt = p.add_argument_group("optimisation (unset values come from the recipe, else the CPU demo's defaults)")
+    opt.add_argument("--recipe", choices=recipes.list_recipes("pretrain"),
+                     help="a paper recipe (hf_mim.recipes); default with --preset/--config_file/--model_name_or_path: "
+                          "the method's main recipe")  # fmt: skip
+    opt.add_argument("--dry_run", action="store_true", help="print the resolved hyper-parameters as JSON and exit")
+    opt.add_argument("--per_device_train_batch_size", type=int, help="default: recipe batch / processes, demo 32")
     opt.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    opt.add_argument("--num_train_epochs", type=float, default=10)
-    opt.add_argument("--max_steps", type=int, default=400, help="overrides --num_train_epochs when > 0")
+    opt.add_argument("--num_train_epochs", type=float)
+    opt.add_argument("--max_steps", type=int,
+                     help="overrides the epochs when > 0 (the schedule keeps its shape); demo default 400")  # fmt: skip
     opt.add_argument("--base_learning_rate", type=float, help="scaled by total batch / 256 (/ 512 for SimMIM)")
-    opt.add_argument("--learning_rate", type=float, help="absolute learning rate (no scaling)")
-    opt.add_argument("--weight_decay", type=float, default=0.05)
-    opt.add_argument("--adam_beta1", type=float, default=0.9)
-    opt.add_argument("--adam_beta2", type=float, default=0.95)
-    opt.add_argument("--warmup_ratio", type=float, default=0.05)
-    opt.add_argument("--max_grad_norm", type=float, default=3.0, help="0 disables clipping")
+    opt.add_argument("--learning_rate", type=float, help="absolute peak learning rate (no scaling)")
+    opt.add_argument("--weight_decay", type=float)
+    opt.add_argument("--adam_beta1", type=float)
+    opt.add_argument("--adam_beta2", type=float)
+    opt.add_argument("--adam_epsilon", type=float)
+    opt.add_argument("--lr_scheduler_type", choices=SCHEDULES)
+    opt.add_argument("--warmup_epochs", type=float, help="warm-up length in epochs (recipes)")
+    opt.add_argument("--warmup_ratio", type=float, help="warm-up share of the steps (the demo's 0.05)")
+    opt.add_argument("--warmup_lr", type=float, help="absolute learning rate at the start of the warm-up")
+    opt.add_argument("--min_lr", type=float, help="absolute learning rate at the end of the cosine")
+    opt.add_argument("--lr_milestones", type=float, nargs="+", help="multistep: epochs where the LR drops")
+    opt.add_argument("--lr_gamma", type=float, help="multistep: factor at each milestone")
+    opt.add_argument("--max_grad_norm", type=float, help="0 disables clipping")
     opt.add_argument("--mixed_precision", default="no", choices=["no", "bf16", "fp16"])
     opt.add_argument("--gradient_checkpointing", action="store_true")
     opt.add_argument("--torch_compile", action="store_true")
@@ -110,6 +130,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("give at most one of --dataset_name, --train_dir, --data_files")
     if sum(bool(x) for x in (args.preset, args.config_file, args.model_name_or_path)) > 1:
         p.error("give at most one of --preset, --config_file, --model_name_or_path")
+    try:
+        resolve_recipe_args(args)
+    except ValueError as err:
+        p.error(str(err))
     args.output_dir = args.output_dir or os.path.join("outputs", args.method)
     validate_args(p, args)
     return args
@@ -137,8 +161,21 @@ def validate_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     for name in ("adam_beta1", "adam_beta2"):
         if not 0.0 <= getattr(args, name) < 1.0:
             parser.error(f"--{name} must be in [0, 1), got {getattr(args, name)}")
-    if not 0.0 <= args.warmup_ratio < 1.0:
+    if args.warmup_ratio is not None and not 0.0 <= args.warmup_ratio < 1.0:
         parser.error(f"--warmup_ratio must be in [0, 1), got {args.warmup_ratio}")
+    if args.warmup_epochs is not None and not 0.0 <= args.warmup_epochs <= max(args.num_train_epochs, 0.0):
+        parser.error(
+            f"--warmup_epochs must be in [0, --num_train_epochs={args.num_train_epochs}], got {args.warmup_epochs}"
+        )
+    if args.adam_epsilon <= 0:
+        parser.error(f"--adam_epsilon must be > 0, got {args.adam_epsilon}")
+    for name in ("warmup_lr", "min_lr"):
+        if getattr(args, name) is not None and getattr(args, name) < 0:
+            parser.error(f"--{name} must be >= 0, got {getattr(args, name)}")
+    if args.lr_scheduler_type == "multistep" and not args.lr_milestones:
+        parser.error("--lr_scheduler_type multistep needs --lr_milestones (epochs)")
+    if not 0.0 < args.lr_gamma <= 1.0:
+        parser.error(f"--lr_gamma must be in (0, 1], got {args.lr_gamma}")
     if args.fsdp and (args.cpu or not torch.cuda.is_available()):
         parser.error("--fsdp needs GPUs: accelerate enables FSDP only on GPU-like devices and would silently run "
                      "DDP on CPU; leave --fsdp out on CPU (DDP), or shard with hf_mim.training.shard_model yourself")  # fmt: skip
@@ -163,9 +200,19 @@ def build_model(args):
         if overrides:
             raise ValueError("--config_overrides cannot change a checkpoint's architecture (--model_name_or_path).")
         return training.build_model(args.method, model_name_or_path=args.model_name_or_path)
+    recipe = recipe_of(args)
+    if recipe is not None:  # the recipe's loss and mask settings; explicit --config_overrides win
+        overrides = {**{k: recipe[k] for k in RECIPE_CONFIG_KEYS if k in recipe.values}, **overrides}
     preset = args.preset or (None if args.config_file else DEMO_PRESETS[args.method])
     config = training.build_config(args.method, preset=preset, config_file=args.config_file, **overrides)
     return training.build_model(args.method, config)
+
+
+def build_processor(args, config):
+    """The method's image processor for ``config``; a recipe sets the crop scale of its official pipeline."""
+    recipe = recipe_of(args)
+    overrides = {"crop_scale": recipe["crop_scale"]} if recipe is not None and "crop_scale" in recipe.values else {}
+    return training.build_image_processor(args.method, config, **overrides)
 
 
 def build_data(args, processor, accelerator):
@@ -226,6 +273,13 @@ def find_resume_checkpoint(args, output_dir: Path, fingerprint: dict) -> Path | 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if args.dry_run:  # what would run, resolved; nothing is trained or written
+        model = build_model(args)
+        report = dry_run_report(
+            args, model, build_processor(args, model.config), int(os.environ.get("WORLD_SIZE", "1"))
+        )
+        print(json.dumps(report, indent=2))
+        return report
     if not torch.distributed.is_initialized():
         # main() may run several times in one process (tests, notebooks): accelerate's state is a singleton
         AcceleratorState._reset_state(reset_partial_state=True)
@@ -253,7 +307,7 @@ def main(argv: list[str] | None = None) -> dict:
     config = model.config
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
-    processor = training.build_image_processor(args.method, config)
+    processor = build_processor(args, config)
     dataset, loader, dataset_description, picture_images = build_data(args, processor, accelerator)
     fingerprint = run_fingerprint(args, config, dataset_description, accelerator.num_processes)
     run_folder = checkpointing.RunFolder(output_dir, fingerprint, overwrite=args.overwrite_output_dir,
@@ -268,28 +322,26 @@ def train(args, accelerator, model, processor, dataset, loader, dataset_descript
     main_process = accelerator.is_main_process
     output_dir = Path(args.output_dir)
     total_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * accelerator.num_processes
-    demo = not (args.preset or args.config_file or args.model_name_or_path)
-    if args.learning_rate is not None:
-        learning_rate = args.learning_rate
-    elif demo and args.base_learning_rate is None:
-        learning_rate = 1e-3  # the demo's small batch would scale the papers' rates down to nothing
-    else:
-        base = args.base_learning_rate if args.base_learning_rate is not None else DEFAULT_BASE_LR[args.method]
-        learning_rate = training.scaled_learning_rate(base, total_batch, args.method)
+    lrs = learning_rates(args, total_batch)
+    learning_rate = lrs["learning_rate"]
     optimizer = torch.optim.AdamW(
-        training.param_groups(model, args.weight_decay), lr=learning_rate, betas=(args.adam_beta1, args.adam_beta2)
-    )
+        param_groups(model, args.weight_decay, no_decay_keywords(args)), lr=learning_rate,
+        betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon,
+    )  # fmt: skip
     if args.torch_compile:
         model = torch.compile(model)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     steps_per_epoch = None if args.streaming else max(1, len(loader) // args.gradient_accumulation_steps)
     max_steps = args.max_steps if args.max_steps > 0 else math.ceil(args.num_train_epochs * steps_per_epoch)
     num_epochs = max_steps / steps_per_epoch if steps_per_epoch else args.num_train_epochs
-    warmup = int(args.warmup_ratio * max_steps)
+    warmup, milestones = schedule_steps(args, max_steps)
     # accelerate steps a prepared scheduler once per process, hence the factor
-    scheduler = get_cosine_schedule_with_warmup(
-        optimizer, warmup * accelerator.num_processes, max_steps * accelerator.num_processes
-    )
+    n = accelerator.num_processes
+    scheduler = build_lr_scheduler(
+        optimizer, max_steps * n, warmup * n, warmup_start_factor=min(1.0, lrs["warmup_start_lr"] / learning_rate),
+        min_lr_factor=min(1.0, lrs["min_lr"] / learning_rate), schedule=args.lr_scheduler_type,
+        milestones=[m * n for m in milestones], gamma=args.lr_gamma,
+    )  # fmt: skip
     scheduler = accelerator.prepare(scheduler)
     global LAST_MODEL
     unwrapped = LAST_MODEL = accelerator.unwrap_model(model)
@@ -428,7 +480,9 @@ def train(args, accelerator, model, processor, dataset, loader, dataset_descript
         hyper = {
             "total batch size": total_batch,
             "learning rate": f"{learning_rate:.3g} (AdamW, betas {args.adam_beta1}/{args.adam_beta2}, weight decay {args.weight_decay})",
-            "schedule": f"{warmup} warm-up steps, cosine decay, {global_step} steps",
+            "recipe": args.recipe or "the CPU demo's",
+            "schedule": f"{warmup} warm-up steps from {lrs['warmup_start_lr']:.3g}, {args.lr_scheduler_type} to "
+            f"{lrs['min_lr']:.3g}, {global_step} steps, gradient clipping {args.max_grad_norm or 'off'}",
             "mixed precision": args.mixed_precision,
         }
         card = render_model_card(args.method, args.hub_model_id or output_dir.name, unwrapped.config, hyper,
