@@ -36,6 +36,7 @@ setup(
         "tqdm>=4.66",
         "filelock>=3.12",
         "scikit-image>=0.22",  # the photos of the embedded demo data
+        "kornia>=0.7",  # the fine-tuning recipes' batched augmentation (pure torch; timm needs torchvision)
     ],
     extras_require={
         "analysis": ["matplotlib>=3.7", "scipy>=1.10"],

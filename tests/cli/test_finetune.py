@@ -99,3 +99,52 @@ def test_knn_mode_scores_frozen_features_without_training(cifar_parquet, tmp_pat
         finetune.main(["--model_name_or_path", str(checkpoint), "--data_files", str(cifar_parquet),
                        "--output_dir", str(tmp_path / "bad"), "--knn", "--knn_k", "0", "--use_cpu"])  # fmt: skip
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("method", ["maskfeat", "simmim", "hpm"])
+def test_finetune_recipe_with_full_augmentation_two_steps_and_reload(method, cifar10_file, tmp_path):
+    """The method's paper recipe (RandAugment, random erasing, mixup/cutmix, label smoothing, drop path, fc_norm,
+    scaled head) on the shared CIFAR-10 file; explicit flags shorten it and shrink the batch."""
+    from transformers import AutoModelForImageClassification
+
+    checkpoint = pretrained_checkpoint(method, tmp_path / "pre")
+    out = tmp_path / "ft"
+    args = ["--model_name_or_path", str(checkpoint), "--data_files", str(cifar10_file), "--output_dir", str(out),
+            "--recipe", "auto", "--max_steps", "2", "--per_device_train_batch_size", "8", "--max_eval_samples", "16",
+            "--per_device_eval_batch_size", "16", "--use_cpu", "--report_to", "none", "--save_strategy", "no",
+            "--validation_split_percentage", "0.2", "--seed", "0"]  # fmt: skip
+    metrics = finetune.main(args)
+    assert metrics["train_loss"] > 0 and 0 <= metrics["eval_accuracy"] <= 1
+    model = AutoModelForImageClassification.from_pretrained(out)
+    assert model.config.num_labels == 10 and getattr(model.config, "use_fc_norm", False) is (
+        method != "simmim" or model.config.backbone != "swin"
+    )
+    saved = load_file(out / "model.safetensors")
+    for key, value in model.state_dict().items():
+        if key in saved:
+            assert torch.equal(value, saved[key]), key
+    card = (out / "README.md").read_text()
+    assert f"{method}-" in card and "-ft" in card  # the recipe is named in the card
+
+
+def test_finetune_dry_run_prints_the_recipe_and_explicit_flags_win(tmp_path, capsys):
+    checkpoint = pretrained_checkpoint("hpm", tmp_path / "pre")
+    report = finetune.main(["--model_name_or_path", str(checkpoint), "--output_dir", str(tmp_path / "o"),
+                            "--recipe", "hpm-vit-b-ft", "--dry_run", "--adam_beta2", "0.98", "--mixup_alpha", "0.2"])  # fmt: skip
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["recipe"] == report["recipe"] == "hpm-vit-b-ft"
+    assert report["optimizer"]["betas"] == [0.9, 0.98] and report["augmentation"]["mixup_alpha"] == 0.2
+    assert report["optimizer"]["layer_decay"] == 0.8 and report["label_smoothing"] == 0.1
+    assert report["schedule"]["warmup_epochs"] == 5 and tuple(report["model"]["head_init"]) == ("std", 2e-05)
+    assert "hpm.encoder.embeddings.cls_token" in report["optimizer"]["no_weight_decay"]["parameters"]
+    assert not (tmp_path / "o").exists()  # nothing written
+
+
+def test_finetune_augmentation_without_a_recipe_is_refused(tmp_path):
+    checkpoint = pretrained_checkpoint("maskfeat", tmp_path / "pre")
+    with pytest.raises(ValueError, match="--mixup_alpha need a recipe"):
+        finetune.main(["--model_name_or_path", str(checkpoint), "--output_dir", str(tmp_path / "o"),
+                       "--data_files", "x.parquet", "--mixup_alpha", "0.8"])  # fmt: skip
+    with pytest.raises(ValueError, match="simmim recipe"):
+        finetune.main(["--model_name_or_path", str(checkpoint), "--output_dir", str(tmp_path / "o"),
+                       "--recipe", "simmim-vit-b-ft", "--dry_run"])  # fmt: skip

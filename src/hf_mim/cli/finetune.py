@@ -12,6 +12,8 @@ transformers' TrainingArguments (--learning_rate, --per_device_train_batch_size,
 
 from __future__ import annotations
 
+import copy
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,13 +29,16 @@ from transformers import (
 )
 
 from .. import training
+from ..augmentation import FinetuneAugmentation
 from ..checkpointing import COMPLETION_FILE, write_json_atomic
 from ..evaluation import extract_features, knn_accuracy
 from ..export import bundle_remote_code
+from ..finetuning import RecipeTrainer, finetuning_config, init_classifier
 from ..hub import push_folder, render_model_card
 from ..image_processing import IMAGENET_MEAN, IMAGENET_STD, MaskedImageProcessor
 from ..metrics import load_metric
 from . import run_main
+from .recipe_args import explicit_flags, finetune_dry_run_report, finetune_schedule, resolve_finetune_recipe
 
 
 @dataclass
@@ -52,9 +57,31 @@ class FinetuneArguments:
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     linear_probe: bool = field(default=False, metadata={"help": "freeze the encoder, train a linear head only"})
-    layer_decay: float = field(
-        default=1.0, metadata={"help": "layer-wise learning-rate decay (1 = off, 0.75 typical)"}
+    recipe: str | None = field(
+        default=None,
+        metadata={
+            "help": "a paper fine-tuning recipe (hf_mim.recipes) or 'auto' (the checkpoint's method's); explicit flags "
+            "win. Without one: Trainer's defaults, no augmentation"
+        },
     )
+    dry_run: bool = field(default=False, metadata={"help": "print the resolved hyper-parameters as JSON and exit"})
+    base_learning_rate: float | None = field(default=None, metadata={"help": "recipe LR per its reference batch"})
+    layer_decay: float | None = field(
+        default=None, metadata={"help": "layer-wise learning-rate decay (1 = off; recipes: 0.65-0.9)"}
+    )
+    warmup_epochs: float | None = field(default=None, metadata={"help": "recipe warm-up length in epochs"})
+    warmup_lr: float | None = field(default=None, metadata={"help": "absolute LR at the start of the warm-up"})
+    min_lr: float | None = field(default=None, metadata={"help": "absolute LR at the end of the cosine"})
+    drop_path_rate: float | None = field(default=None, metadata={"help": "stochastic depth while fine-tuning"})
+    use_fc_norm: bool | None = field(default=None, metadata={"help": "mean of the patch tokens + LayerNorm head"})
+    rand_augment: str | None = field(
+        default=None, metadata={"help": "timm RandAugment string, e.g. rand-m9-mstd0.5-inc1"}
+    )
+    random_erasing_prob: float | None = None
+    mixup_alpha: float | None = None
+    cutmix_alpha: float | None = None
+    mixup_prob: float | None = None
+    mixup_switch_prob: float | None = None
     crop_scale_min: float = field(default=0.08, metadata={"help": "random-resized-crop minimum area"})
     knn: bool = field(default=False, metadata={"help": "no training: kNN accuracy of the frozen encoder's features"})
     knn_k: int = field(default=20, metadata={"help": "neighbours for --knn (cosine similarity)"})
@@ -131,6 +158,12 @@ def check_labels(dataset, column: str, split: str) -> None:
 def main(argv: list[str] | None = None) -> dict:
     parser = HfArgumentParser((FinetuneArguments, TrainingArguments))
     args, train_args = parser.parse_args_into_dataclasses(args=argv)
+    pretrained = AutoConfig.from_pretrained(args.model_name_or_path)
+    method = pretrained.model_type
+    recipe = resolve_finetune_recipe(args, train_args, method, getattr(pretrained, "backbone", None),
+                                     explicit_flags(argv))  # fmt: skip
+    if args.dry_run:
+        return dry_run(args, train_args, recipe, pretrained)
     if not (args.dataset_name or args.train_dir or args.data_files):
         raise ValueError("Fine-tuning needs labelled data: --dataset_name, --train_dir or --data_files.")
     if args.knn_k < 1 or args.knn_temperature < 0:
@@ -154,15 +187,14 @@ def main(argv: list[str] | None = None) -> dict:
 
         train, evaluation = train.map(to_ids, batched=True), evaluation.map(to_ids, batched=True)
 
-    pretrained = AutoConfig.from_pretrained(args.model_name_or_path)
-    model = AutoModelForImageClassification.from_pretrained(
-        args.model_name_or_path,
-        num_labels=len(labels),
-        problem_type="single_label_classification",
-        id2label=dict(enumerate(labels)),
-        label2id={name: i for i, name in enumerate(labels)},
-    )
-    method = pretrained.model_type
+    config = AutoConfig.from_pretrained(
+        args.model_name_or_path, num_labels=len(labels), problem_type="single_label_classification",
+        id2label=dict(enumerate(labels)), label2id={name: i for i, name in enumerate(labels)},
+    )  # fmt: skip
+    finetuning_config(config, args.drop_path_rate, args.use_fc_norm)
+    model = AutoModelForImageClassification.from_pretrained(args.model_name_or_path, config=config)
+    if recipe is not None:
+        init_classifier(model, recipe.get("head_init"), recipe.get("fc_norm_init"))
     base = getattr(model, model.base_model_prefix)
     if args.linear_probe:
         base.requires_grad_(False)
@@ -198,25 +230,26 @@ def main(argv: list[str] | None = None) -> dict:
             out.update(accuracy.compute(predictions=logits.astype(np.float32), references=references, k=top_k))
         return out
 
-    optimizers = (None, None)
-    if args.layer_decay != 1.0 and not args.linear_probe:
-        groups = training.layer_decay_param_groups(
-            model, train_args.learning_rate, train_args.weight_decay, args.layer_decay
-        )
-        optimizers = (
-            torch.optim.AdamW(
+    augmentation = build_augmentation(args, len(labels), mean, std) if not args.linear_probe else None
+    if recipe is not None:
+        trainer = RecipeTrainer(
+            model=model, args=train_args, train_dataset=train_ds, eval_dataset=eval_ds,
+            compute_metrics=compute_metrics, schedule=finetune_schedule(args, train_args, recipe),
+            layer_decay=1.0 if args.linear_probe else args.layer_decay, no_decay_keywords=recipe["no_weight_decay"],
+            augmentation=augmentation, label_smoothing=train_args.label_smoothing_factor,
+        )  # fmt: skip
+    else:
+        optimizers = (None, None)
+        if args.layer_decay != 1.0 and not args.linear_probe:
+            groups = training.layer_decay_param_groups(
+                model, train_args.learning_rate, train_args.weight_decay, args.layer_decay
+            )
+            optimizer = torch.optim.AdamW(
                 groups, lr=train_args.learning_rate, betas=(train_args.adam_beta1, train_args.adam_beta2)
-            ),
-            None,
-        )
-    trainer = Trainer(
-        model=model,
-        args=train_args,
-        train_dataset=train_ds,
-        eval_dataset=eval_ds,
-        compute_metrics=compute_metrics,
-        optimizers=optimizers,
-    )
+            )
+            optimizers = (optimizer, None)
+        trainer = Trainer(model=model, args=train_args, train_dataset=train_ds, eval_dataset=eval_ds,
+                          compute_metrics=compute_metrics, optimizers=optimizers)  # fmt: skip
     result = trainer.train(resume_from_checkpoint=train_args.resume_from_checkpoint)
     metrics = {**result.metrics, **trainer.evaluate()}
     output_dir = Path(train_args.output_dir)
@@ -239,6 +272,7 @@ def main(argv: list[str] | None = None) -> dict:
             )
         hyper = {
             "mode": "linear probe" if args.linear_probe else "fine-tuning",
+            "recipe": args.recipe or "none (Trainer's defaults)",
             "learning rate": train_args.learning_rate,
             "layer decay": args.layer_decay,
             "epochs": train_args.num_train_epochs if train_args.max_steps <= 0 else f"{train_args.max_steps} steps",
@@ -262,6 +296,29 @@ def main(argv: list[str] | None = None) -> dict:
             private = bool(getattr(train_args, "hub_private_repo", False))
             print(f"Pushed to {push_folder(output_dir, train_args.hub_model_id, private=private)}")
     return metrics
+
+
+def build_augmentation(args, num_classes: int, mean, std) -> FinetuneAugmentation | None:
+    """The recipe's batched augmentation, or None when all of it is off."""
+    if not (args.rand_augment or args.random_erasing_prob or args.mixup_alpha or args.cutmix_alpha):
+        return None
+    return FinetuneAugmentation(
+        num_classes, mean, std, rand_augment=args.rand_augment, random_erasing_prob=args.random_erasing_prob or 0.0,
+        mixup_alpha=args.mixup_alpha or 0.0, cutmix_alpha=args.cutmix_alpha or 0.0,
+        mixup_prob=args.mixup_prob, mixup_switch_prob=args.mixup_switch_prob,
+    )  # fmt: skip
+
+
+def dry_run(args, train_args, recipe, pretrained) -> dict:
+    """``--dry_run``: the resolved recipe as JSON (the classifier is built with 1000 classes: the data decide)."""
+    config = copy.deepcopy(pretrained)
+    config.num_labels = 1000
+    finetuning_config(config, args.drop_path_rate, args.use_fc_norm)
+    model = AutoModelForImageClassification.from_config(config)
+    mean, std = IMAGENET_MEAN, IMAGENET_STD
+    report = finetune_dry_run_report(args, train_args, recipe, model, build_augmentation(args, 1000, mean, std))
+    print(json.dumps(report, indent=2, default=str))
+    return report
 
 
 def knn_evaluation(args, model, processor, train, evaluation, output_dir: Path, description: str) -> dict:
