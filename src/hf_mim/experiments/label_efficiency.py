@@ -1,25 +1,31 @@
-"""Does masked image modeling pay off with few labels? One command, CIFAR-10, every method against scratch.
+"""Does masked image modeling pay off with few labels? CIFAR-10, every method against the same architecture trained
+from scratch, MAE next to HPM, several seeds, three protocols.
 
-    python scripts/experiments/label_efficiency.py --budget short --output_dir outputs/label_efficiency
+    python scripts/experiments/label_efficiency.py --budget medium --cpu --output_dir outputs/label_efficiency
     python -m hf_mim.experiments.label_efficiency --budget long --test_file cifar10_test.parquet   # a GPU run
 
-1. Split `--train_file` (default: the shared CIFAR-10 training parquet) at random (seeded): `--val_size` rows are
-   held out. (A plain tail would not do: the shared file is sorted by class.)
-2. Pretrain the same small ViT (32 px inputs, patch 4, so 64 tokens) with each method on the remaining images
-   (labels unused), through `hf-mim pretrain` (hf_mim.cli.pretrain).
-3. Fine-tune each pretrained encoder, and the same architecture from a random initialisation (scratch), on 1% and
-   10% of the labels of the full training set (a fixed, class-balanced subset drawn from the non-held-out rows),
-   through `hf-mim finetune` with one recipe for all; evaluate top-1 on the held-out rows (and `--test_file`).
-4. For HPM, the Spearman correlation between predicted and true per-patch reconstruction loss on held-out images.
+1. Split ``--train_file`` (default: the shared CIFAR-10 training parquet) at random (``--seed``): ``--val_size``
+   rows are held out for evaluation. (A plain tail would not do: the shared file is sorted by class.) The labelled
+   subsets (1% and 10% of the file by default) are drawn class-balanced from the other rows.
+2. For every seed, pretrain the same small ViT (32 px inputs, patch 4 = 64 tokens) with MaskFeat, SimMIM, MAE
+   (HPM with mining off) and HPM on the non-held-out images (labels unused), through ``hf-mim pretrain``.
+3. Rows: each pretrained encoder, and the two architectures trained from scratch -- ``scratch-vit`` (learned
+   position embeddings: MaskFeat's and SimMIM's encoder) and ``scratch-mae`` (MAE/HPM's encoder with fixed sin-cos
+   positions) -- so every pretrained row has a scratch row of its own architecture.
+4. Protocols on every row, seed and label fraction: **kNN** (k=20, cosine, frozen pooled features, labelled
+   subset as memory), **linear** probe and full **fine-tuning** (``hf-mim finetune``, one recipe for all). Top-1 on
+   the held-out rows (and ``--test_file``). HPM also reports the Spearman correlation of predicted and true
+   per-patch losses.
 
-Prints and writes `results.md` / `results.json` in the output folder. `--budget` picks epochs for a short CPU
-run or a long GPU run; `--pretrain_epochs` / `--finetune_epochs_1` / `--finetune_epochs_10` override them.
+Writes ``results.json`` (every run and the mean +- std over seeds), ``results.md`` (tables) and ``results.png``
+(accuracy vs label fraction per protocol, error bars = std over seeds) to ``--output_dir``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import sys
 import time
 from pathlib import Path
@@ -31,24 +37,33 @@ from ..cli import finetune, pretrain
 
 #: The CIFAR-10 training parquet next to a checkout of the project (relative to the working directory).
 DEFAULT_TRAIN = Path("..") / "shared" / "data" / "cifar10" / "train.parquet"
-BUDGETS = {  # pretraining epochs, fine-tuning epochs at 1% and 10% of the labels
-    "smoke": (0.02, 2, 1),
-    "short": (1, 30, 4),
-    "long": (100, 100, 50),
+
+#: pretraining epochs; fine-tuning and linear-probe epochs at the smallest / the other label fractions; seeds.
+#: ``medium`` fits about 2 hours on 2 CPU cores: twice ``short``'s pretraining (4 methods x 3 seeds take about an
+#: hour), with shorter fine-tuning and probing to leave room for 6 rows x 3 seeds x 2 fractions of each; ``long``
+#: is a GPU run.
+BUDGETS = {
+    "smoke": {"pretrain": 0.02, "finetune": (2, 1), "linear": (2, 1), "seeds": 1},
+    "short": {"pretrain": 1, "finetune": (30, 4), "linear": (30, 4), "seeds": 1},
+    "medium": {"pretrain": 2, "finetune": (20, 3), "linear": (10, 2), "seeds": 3},
+    "long": {"pretrain": 100, "finetune": (100, 50), "linear": (100, 50), "seeds": 3},
 }
 VIT = {"image_size": 32, "patch_size": 4, "hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4,
        "intermediate_size": 512, "layer_norm_eps": 1e-6}  # fmt: skip
-CONFIGS = {
-    "maskfeat": {**VIT, "hog_cell_size": 4, "mask_min_num_patches": 4},
-    "simmim": {"backbone": "vit", "encoder_config": VIT, "mask_patch_size": 8},
-    "hpm": {
-        **VIT,
-        "decoder_hidden_size": 128,
-        "decoder_num_hidden_layers": 2,
-        "decoder_num_attention_heads": 4,
-        "decoder_intermediate_size": 512,
-    },  # fmt: skip
+_DECODER = {"decoder_hidden_size": 128, "decoder_num_hidden_layers": 2, "decoder_num_attention_heads": 4,
+            "decoder_intermediate_size": 512}  # fmt: skip
+#: row -> (method, config); scratch rows are the architecture's pretraining model, saved untrained.
+ROWS = {
+    "maskfeat": ("maskfeat", {**VIT, "hog_cell_size": 4, "mask_min_num_patches": 4}),
+    "simmim": ("simmim", {"backbone": "vit", "encoder_config": VIT, "mask_patch_size": 8}),
+    "mae": ("hpm", {**VIT, **_DECODER, "hard_patches_mining": False}),
+    "hpm": ("hpm", {**VIT, **_DECODER}),
+    "scratch-vit": ("maskfeat", {**VIT, "hog_cell_size": 4, "mask_min_num_patches": 4}),
+    "scratch-mae": ("hpm", {**VIT, **_DECODER, "hard_patches_mining": False}),
 }
+#: Which scratch row shares each row's architecture.
+SCRATCH_OF = {"maskfeat": "scratch-vit", "simmim": "scratch-vit", "mae": "scratch-mae", "hpm": "scratch-mae"}
+PROTOCOLS = ("knn", "linear", "finetune")
 
 
 def parse_args(argv=None):
@@ -56,26 +71,54 @@ def parse_args(argv=None):
     p.add_argument("--train_file", default=str(DEFAULT_TRAIN))
     p.add_argument("--test_file", help="another parquet file of the same layout to evaluate on")
     p.add_argument("--output_dir", default="outputs/label_efficiency")
-    p.add_argument("--methods", nargs="+", default=["maskfeat", "simmim", "hpm"])
+    p.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    p.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS)
     p.add_argument("--fractions", nargs="+", type=float, default=[0.01, 0.1])
-    p.add_argument("--budget", default="short", choices=sorted(BUDGETS))
+    p.add_argument("--budget", default="short", choices=list(BUDGETS))
+    p.add_argument("--seeds", type=int, help="number of seeds (default: the budget's)")
     p.add_argument("--pretrain_epochs", type=float)
-    p.add_argument("--finetune_epochs_1", type=float, help="fine-tuning epochs at the smallest label fraction")
-    p.add_argument("--finetune_epochs_10", type=float, help="fine-tuning epochs at the other fractions")
     p.add_argument("--val_size", type=int, default=5000)
     p.add_argument("--batch_size", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--knn_k", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0, help="seed of the split; run seeds are seed, seed + 1, ...")
     p.add_argument("--cpu", action="store_true")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not all(0 < f < 1 for f in args.fractions):
+        p.error(f"--fractions must be in (0, 1), got {args.fractions}")
+    if args.seeds is not None and args.seeds < 1:
+        p.error(f"--seeds must be >= 1, got {args.seeds}")
+    return args
+
+
+def split_rows(labels: np.ndarray, val_size: int, fractions, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Held-out rows at random, and for each fraction a class-balanced labelled subset of the *other* rows, with
+    ``fraction * len(labels)`` labels in all. Returns ``(held_out, pretraining_rows, {fraction: labelled})`` as
+    sorted index arrays into ``labels``."""
+    if not 0 < val_size < len(labels):
+        raise ValueError(f"`val_size` must be in (0, {len(labels)}), got {val_size}.")
+    order = np.random.default_rng(seed).permutation(len(labels))
+    held_out, rest = np.sort(order[:val_size]), np.sort(order[val_size:])
+    subsets = {f: rest[labelled_subset(labels[rest], f, len(labels), seed)] for f in fractions}
+    return held_out, rest, subsets
 
 
 def labelled_subset(labels: np.ndarray, fraction: float, total: int, seed: int) -> np.ndarray:
-    """Class-balanced indices: `fraction * total` labels, equally many per class."""
+    """Class-balanced positions into ``labels``: ``fraction * total`` labels, equally many per class."""
     rng = np.random.default_rng(seed)
     classes = np.unique(labels)
     per_class = max(1, int(round(fraction * total / len(classes))))
+    short = [c for c in classes if (labels == c).sum() < per_class]
+    if short:
+        raise ValueError(f"Classes {short} have fewer than {per_class} rows for fraction {fraction}.")
     picks = [rng.choice(np.flatnonzero(labels == c), size=per_class, replace=False) for c in classes]
     return np.sort(np.concatenate(picks))
+
+
+def mean_std(values: list[float]) -> dict:
+    """Mean and sample standard deviation (0 for one run) of per-seed accuracies."""
+    arr = np.asarray(values, dtype=float)
+    return {"runs": [float(v) for v in arr], "mean": float(arr.mean()),
+            "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0}  # fmt: skip
 
 
 def hpm_spearman(checkpoint: Path, held_out, count: int = 512) -> float:
@@ -96,6 +139,18 @@ def hpm_spearman(checkpoint: Path, held_out, count: int = 512) -> float:
     return float(np.nanmean(rhos))
 
 
+def knn_top1(checkpoint: Path, labelled, held_out, k: int) -> float:
+    from transformers import AutoImageProcessor, AutoModel
+
+    from ..evaluation import extract_features, knn_accuracy
+
+    model = AutoModel.from_pretrained(checkpoint).eval()
+    processor = AutoImageProcessor.from_pretrained(checkpoint)
+    bank = extract_features(model, labelled, processor, desc="kNN bank")
+    queries = extract_features(model, held_out, processor, desc="kNN queries")
+    return knn_accuracy(bank, labelled["label"], queries, held_out["label"], k=min(k, len(bank)))
+
+
 def main(argv=None) -> dict:
     import datasets
 
@@ -105,78 +160,97 @@ def main(argv=None) -> dict:
             f"--train_file {args.train_file} does not exist (a CIFAR-10 parquet with image/label)."
         )
     budget = BUDGETS[args.budget]
-    pretrain_epochs = args.pretrain_epochs if args.pretrain_epochs is not None else budget[0]
-    ft_small = args.finetune_epochs_1 if args.finetune_epochs_1 is not None else budget[1]
-    ft_large = args.finetune_epochs_10 if args.finetune_epochs_10 is not None else budget[2]
+    seeds = [args.seed + i for i in range(args.seeds or budget["seeds"])]
+    pretrain_epochs = args.pretrain_epochs if args.pretrain_epochs is not None else budget["pretrain"]
     out = Path(args.output_dir)
-    (out / "data").mkdir(parents=True, exist_ok=True)
+    data_dir = out / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
     full = datasets.load_dataset("parquet", data_files=args.train_file, split="train")
-    total = len(full)
-    order = np.random.default_rng(args.seed).permutation(total)
-    train_rows = full.select(np.sort(order[args.val_size :]))
-    held_out = full.select(np.sort(order[: args.val_size]))
-    train_rows.to_parquet(str(out / "data" / "pretrain.parquet"))
-    held_out.to_parquet(str(out / "data" / "val.parquet"))
-    labels = np.asarray(train_rows["label"])
+    labels = np.asarray(full["label"])
+    held_idx, rest_idx, subset_idx = split_rows(labels, args.val_size, args.fractions, args.seed)
+    held_out = full.select(held_idx)
+    full.select(rest_idx).to_parquet(str(data_dir / "pretrain.parquet"))
+    held_out.to_parquet(str(data_dir / "val.parquet"))
     subsets = {}
-    for fraction in args.fractions:
-        path = out / "data" / f"labels_{fraction:g}.parquet"
-        train_rows.select(labelled_subset(labels, fraction, total, args.seed)).to_parquet(str(path))
-        subsets[fraction] = path
-    common = ["--seed", str(args.seed)] + (["--cpu"] if args.cpu else [])
-    results: dict = {"budget": args.budget, "pretrain_epochs": pretrain_epochs, "finetune_epochs": [ft_small, ft_large],
-                     "train_file": args.train_file, "rows": {}}  # fmt: skip
-
-    checkpoints = {}
-    for method in args.methods:
-        config_file = out / f"{method}_config.json"
-        config_file.write_text(json.dumps(CONFIGS[method]))
-        ckpt = out / f"pretrain_{method}"
-        start = time.perf_counter()
-        metrics = pretrain.main([
-            "--method", method, "--config_file", str(config_file), "--data_files", str(out / "data" / "pretrain.parquet"),
-            "--output_dir", str(ckpt), "--num_train_epochs", str(pretrain_epochs), "--max_steps", "0",
-            "--per_device_train_batch_size", str(args.batch_size), "--base_learning_rate", "1.5e-4",
-            "--picture_steps", "0", "--logging_steps", "50", *common,
-        ])  # fmt: skip
-        checkpoints[method] = ckpt
-        row = results["rows"].setdefault(method, {})
-        row["pretrain_seconds"] = round(time.perf_counter() - start, 1)
-        row["pretrain_final_loss"] = metrics["train_loss"]
-        if method == "hpm":
-            row["hpm_spearman"] = hpm_spearman(ckpt, held_out)
-    # scratch: the same architecture, randomly initialised (MaskFeat's classifier is a plain ViT + linear head)
-    from hf_mim import MaskFeatConfig, MaskFeatForPreTraining, MaskFeatImageProcessor
-
-    torch.manual_seed(args.seed)
-    scratch = MaskFeatForPreTraining(MaskFeatConfig(**CONFIGS["maskfeat"]))
-    scratch.save_pretrained(out / "scratch")
-    MaskFeatImageProcessor.from_model_config(scratch.config).save_pretrained(out / "scratch")
-    checkpoints["scratch"] = out / "scratch"
-    results["rows"].setdefault("scratch", {})["pretrain_seconds"] = 0.0
-
-    for name, ckpt in checkpoints.items():
-        for fraction, data in subsets.items():
-            epochs = ft_small if fraction == min(args.fractions) else ft_large
-            ft_dir = out / f"finetune_{name}_{fraction:g}"
-            extra = ["--validation_files", str(out / "data" / "val.parquet")]
-            metrics = finetune.main([
-                "--model_name_or_path", str(ckpt), "--data_files", str(data), *extra, "--output_dir", str(ft_dir),
-                "--num_train_epochs", str(epochs), "--per_device_train_batch_size", "64",
-                "--per_device_eval_batch_size", "256", "--learning_rate", "1e-3", "--weight_decay", "0.05",
-                "--warmup_steps", "0.1", "--lr_scheduler_type", "cosine", "--save_strategy", "no",
-                "--report_to", "none", "--logging_steps", "50", "--seed", str(args.seed), "--crop_scale_min", "0.5",
-                *(["--use_cpu"] if args.cpu else []),
-            ])  # fmt: skip
-            row = results["rows"][name]
-            row[f"top1_{fraction:g}"] = metrics["eval_accuracy"]
-            if args.test_file:
-                row[f"test_top1_{fraction:g}"] = _evaluate(ft_dir, args.test_file)
-    write_table(results, args, out)
+    for fraction, idx in subset_idx.items():
+        subsets[fraction] = full.select(idx)
+        subsets[fraction].to_parquet(str(data_dir / f"labels_{fraction:g}.parquet"))
+    started = time.perf_counter()
+    results: dict = {
+        "command": " ".join(["python", "-m", "hf_mim.experiments.label_efficiency", *(argv or sys.argv[1:])]),
+        "budget": args.budget, "seeds": seeds, "pretrain_epochs": pretrain_epochs,
+        "finetune_epochs": list(budget["finetune"]), "linear_epochs": list(budget["linear"]),
+        "fractions": args.fractions, "train_file": str(args.train_file), "held_out_rows": len(held_idx),
+        "machine": f"{platform.platform()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+        "rows": {}, "runs": [],
+    }  # fmt: skip
+    for seed in seeds:
+        for row in args.rows:
+            ckpt = prepare_row(row, seed, out, pretrain_epochs, args, results)
+            for fraction in args.fractions:
+                for protocol in args.protocols:
+                    accuracy, test = evaluate_row(protocol, ckpt, fraction, subsets, held_out, budget, seed, out, row,
+                                                  args)  # fmt: skip
+                    run = {"row": row, "seed": seed, "protocol": protocol, "fraction": fraction, "top1": accuracy}
+                    results["runs"].append({**run, **({"test_top1": test} if test is not None else {})})
+        summarize(results)
+        write_outputs(results, out)  # after every seed: a killed run keeps what it finished
+    results["wall_seconds"] = round(time.perf_counter() - started, 1)
+    write_outputs(results, out)
     return results
 
 
-def _evaluate(checkpoint: Path, test_file: str) -> float:
+def prepare_row(row: str, seed: int, out: Path, epochs: float, args, results: dict) -> Path:
+    """The row's checkpoint for ``seed``: pretrained with its method, or (scratch) saved at initialisation."""
+    method, config = ROWS[row]
+    ckpt = out / f"seed{seed}" / row
+    info = results["rows"].setdefault(row, {"method": method, "scratch_row": SCRATCH_OF.get(row)})
+    if row.startswith("scratch"):
+        from hf_mim import get_model_spec, training
+
+        torch.manual_seed(seed)
+        model = training.build_model(method, training.build_config(method, **config))
+        model.save_pretrained(ckpt)
+        get_model_spec(method).image_processor_class.from_model_config(model.config).save_pretrained(ckpt)
+        return ckpt
+    config_file = out / f"{row}_config.json"
+    config_file.write_text(json.dumps(config))
+    start = time.perf_counter()
+    metrics = pretrain.main([
+        "--method", method, "--config_file", str(config_file), "--data_files", str(out / "data" / "pretrain.parquet"),
+        "--output_dir", str(ckpt), "--num_train_epochs", str(epochs), "--max_steps", "0", "--overwrite_output_dir",
+        "--per_device_train_batch_size", str(args.batch_size), "--base_learning_rate", "1.5e-4",
+        "--picture_steps", "0", "--logging_steps", "50", "--seed", str(seed), *(["--cpu"] if args.cpu else []),
+    ])  # fmt: skip
+    info.setdefault("pretrain_seconds", []).append(round(time.perf_counter() - start, 1))
+    info.setdefault("pretrain_final_loss", []).append(metrics["train_loss"])
+    if method == "hpm" and ROWS[row][1].get("hard_patches_mining", True):
+        held_out = __import__("datasets").load_dataset("parquet", data_files=str(out / "data" / "val.parquet"),
+                                                       split="train")  # fmt: skip
+        info.setdefault("hpm_spearman", []).append(hpm_spearman(ckpt, held_out))
+    return ckpt
+
+
+def evaluate_row(protocol, ckpt, fraction, subsets, held_out, budget, seed, out, row, args):
+    """Top-1 on the held-out rows (and on ``--test_file``, or None) of one protocol."""
+    if protocol == "knn":
+        return knn_top1(ckpt, subsets[fraction], held_out, args.knn_k), None
+    smallest = fraction == min(args.fractions)
+    epochs = budget[protocol][0 if smallest else 1]
+    ft_dir = out / f"seed{seed}" / f"{protocol}_{row}_{fraction:g}"
+    metrics = finetune.main([
+        "--model_name_or_path", str(ckpt), "--data_files", str(out / "data" / f"labels_{fraction:g}.parquet"),
+        "--validation_files", str(out / "data" / "val.parquet"), "--output_dir", str(ft_dir),
+        "--num_train_epochs", str(epochs), "--per_device_train_batch_size", "64", "--per_device_eval_batch_size", "256",
+        "--learning_rate", "1e-3", "--weight_decay", "0.05" if protocol == "finetune" else "0.0",
+        "--warmup_steps", "0.1", "--lr_scheduler_type", "cosine", "--save_strategy", "no", "--report_to", "none",
+        "--logging_steps", "50", "--seed", str(seed), "--crop_scale_min", "0.5",
+        *(["--linear_probe"] if protocol == "linear" else []), *(["--use_cpu"] if args.cpu else []),
+    ])  # fmt: skip
+    return float(metrics["eval_accuracy"]), (top1_on_file(ft_dir, args.test_file) if args.test_file else None)
+
+
+def top1_on_file(checkpoint: Path, test_file: str) -> float:
     import datasets
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
@@ -192,21 +266,91 @@ def _evaluate(checkpoint: Path, test_file: str) -> float:
     return correct / len(data)
 
 
-def write_table(results: dict, args, out: Path) -> None:
-    fractions = [f"{f:g}" for f in args.fractions]
-    header = "| method | " + " | ".join(f"top-1 @ {float(f) * 100:g}% labels" for f in fractions)
-    header += " | pretraining time (s) | HPM Spearman |"
-    lines = [header, "|" + " --- |" * (len(fractions) + 3)]
-    for name, row in results["rows"].items():
-        cells = [f"{100 * row[f'top1_{f}']:.1f}" if f"top1_{f}" in row else "-" for f in fractions]
-        spearman = f"{row['hpm_spearman']:.3f}" if "hpm_spearman" in row else "-"
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {row.get('pretrain_seconds', 0):.0f} | {spearman} |")
-    table = "\n".join(lines)
-    budget = (f"budget `{results['budget']}`: pretraining {results['pretrain_epochs']} epoch(s), fine-tuning "
-              f"{results['finetune_epochs'][0]} / {results['finetune_epochs'][1]} epochs")  # fmt: skip
-    (out / "results.md").write_text(f"{budget}\n\n{table}\n")
+def summarize(results: dict) -> None:
+    """``results["summary"][row][protocol][fraction]`` = mean +- std over seeds, and the gain over the row's own
+    scratch architecture (difference of means, with the two stds combined)."""
+    summary: dict = {}
+    for run in results["runs"]:
+        cell = summary.setdefault(run["row"], {}).setdefault(run["protocol"], {})
+        cell.setdefault(f"{run['fraction']:g}", []).append(run["top1"])
+    for row in summary.values():
+        for protocol, cells in row.items():
+            row[protocol] = {f: mean_std(v) for f, v in cells.items()}
+    for name, row in summary.items():
+        scratch = summary.get(SCRATCH_OF.get(name, ""), {})
+        for protocol, cells in row.items():
+            for fraction, cell in cells.items():
+                ref = scratch.get(protocol, {}).get(fraction)
+                if ref is not None:
+                    cell["gain_over_scratch"] = cell["mean"] - ref["mean"]
+                    cell["gain_std"] = float(np.hypot(cell["std"], ref["std"]))
+    results["summary"] = summary
+
+
+def write_outputs(results: dict, out: Path) -> None:
+    summary = results.get("summary", {})
+    fractions = [f"{f:g}" for f in results["fractions"]]
+    lines = [f"budget `{results['budget']}`: pretraining {results['pretrain_epochs']} epoch(s), fine-tuning "
+             f"{results['finetune_epochs']} / linear {results['linear_epochs']} epochs at {fractions} of the labels, "
+             f"seeds {results['seeds']}; top-1 % on {results['held_out_rows']} held-out rows, mean +- std over "
+             "seeds (gain over the same architecture from scratch)", ""]  # fmt: skip
+    for protocol in PROTOCOLS:
+        rows = [(n, r[protocol]) for n, r in summary.items() if protocol in r]
+        if not rows:
+            continue
+        lines += [f"**{protocol}**", "", "| row | " + " | ".join(f"{float(f) * 100:g}% labels" for f in fractions) + " |",
+                  "|---|" + "---:|" * len(fractions)]  # fmt: skip
+        for name, cells in rows:
+            text = []
+            for f in fractions:
+                c = cells.get(f)
+                if c is None:
+                    text.append("-")
+                    continue
+                gain = f" ({100 * c['gain_over_scratch']:+.1f})" if "gain_over_scratch" in c else ""
+                text.append(f"{100 * c['mean']:.1f} +- {100 * c['std']:.1f}{gain}")
+            lines.append(f"| {name} | " + " | ".join(text) + " |")
+        lines.append("")
+    spear = {n: i["hpm_spearman"] for n, i in results["rows"].items() if "hpm_spearman" in i}
+    for name, values in spear.items():
+        lines.append(f"HPM Spearman ({name}): {np.mean(values):.3f} (per seed {[round(v, 3) for v in values]})")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    print(f"\n{budget}\n{table}\nWritten to {out / 'results.md'}")
+    plot(summary, fractions, out / "results.png")
+    print("\n".join(lines) + f"\nWritten to {out / 'results.md'}")
+
+
+def plot(summary: dict, fractions: list[str], path: Path) -> None:
+    """Accuracy vs label fraction, one panel per protocol, error bars = std over seeds (needs matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no results.png (pip install 'hf_mim[analysis]').")
+        return
+    protocols = [p for p in PROTOCOLS if any(p in r for r in summary.values())]
+    fig, axes = plt.subplots(1, len(protocols), figsize=(4.2 * len(protocols), 3.6), squeeze=False)
+    xs = [float(f) * 100 for f in fractions]
+    for ax, protocol in zip(axes[0], protocols):
+        for name, row in summary.items():
+            cells = row.get(protocol, {})
+            if not all(f in cells for f in fractions):
+                continue
+            style = "--" if name.startswith("scratch") else "-"
+            ax.errorbar(xs, [100 * cells[f]["mean"] for f in fractions], yerr=[100 * cells[f]["std"] for f in fractions],
+                        label=name, linestyle=style, marker="o", capsize=3)  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_xticks(xs, [f"{x:g}%" for x in xs])
+        ax.set_title(protocol)
+        ax.set_xlabel("labels")
+        ax.set_ylabel("top-1 (%)")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def run(argv=None) -> int:
