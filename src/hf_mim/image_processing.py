@@ -118,7 +118,7 @@ class MaskedImageProcessor(BaseImageProcessor):
         do_normalize: Whether to normalise with ``image_mean`` / ``image_std``.
         image_mean: Per-channel mean.
         image_std: Per-channel std.
-        mask_type: ``"random"``, ``"simmim"``, ``"blockwise"`` or ``None`` (no mask).
+        mask_type: ``"random"``, ``"simmim"``, ``"blockwise"``, ``"square"`` or ``None`` (no mask).
         mask_kwargs: Mask generator arguments other than the grid, which is derived from image and patch size.
         return_hog_targets: Default for the ``return_hog_targets`` call argument.
         hog_nbins: HOG orientation bins.
@@ -219,6 +219,8 @@ class MaskedImageProcessor(BaseImageProcessor):
         elif self.mask_type == "simmim":
             kwargs["input_size"] = self.image_size
             kwargs["model_patch_size"] = self.patch_size
+        elif self.mask_type == "square":
+            kwargs["input_size"] = self.grid_size
         return build_mask_generator(self.mask_type, rng=rng, **kwargs)
 
     # ------------------------------------------------------------ transforms

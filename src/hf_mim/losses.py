@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import torch
+from torch.nn import functional as F
+
+from .image_processing import IMAGENET_MEAN as IMAGENET_MEAN_RGB
+from .image_processing import IMAGENET_STD as IMAGENET_STD_RGB
 
 __all__ = [
+    "simmim_loss",
     "masked_l1_loss",
     "masked_mean",
     "masked_mse_loss",
@@ -63,6 +68,63 @@ def masked_l1_loss(
     pixel_mask = pixel_mask.to(reconstruction.dtype)
     l1 = (pixel_values.to(reconstruction.dtype) - reconstruction).abs()
     return (l1 * pixel_mask).sum() / (pixel_mask.sum() + 1e-5) / pixel_values.shape[1]
+
+
+def simmim_loss(
+    pixel_values: torch.Tensor,
+    prediction: torch.Tensor,
+    mask: torch.Tensor,
+    patch_size: int,
+    loss: str = "l1",
+    target: str = "pixel",
+    num_color_bins: int = 256,
+    target_resolution: int | None = None,
+    loss_on: str = "masked",
+) -> torch.Tensor:
+    """SimMIM's loss with the paper's ablation switches (defaults: L1 on masked pixels, :func:`masked_l1_loss`).
+
+    Args:
+        pixel_values: ``[B, C, H, W]`` normalised input.
+        prediction: ``[B, C, H, W]`` pixels, or ``[B, C * num_color_bins, H, W]`` logits for ``"color_bins"``.
+        mask: ``[B, L]`` bool over the ``(H / patch_size) x (W / patch_size)`` patch grid.
+        patch_size: Model patch size in pixels.
+        loss: ``"l1"``, ``"l2"`` or ``"smooth_l1"`` (beta 1.0) per pixel and channel (pixel targets).
+        target: ``"pixel"`` or ``"color_bins"`` (cross-entropy of each channel's bin of the de-normalised 8-bit
+            value; ImageNet mean/std).
+        num_color_bins: Bins per channel.
+        target_resolution: Resize targets and predictions (bilinear, antialiased; logits alike) to this side, and
+            the pixel mask with nearest neighbours (None: the input's resolution).
+        loss_on: ``"masked"``: sum over masked pixels and channels / (masked pixels + 1e-5) / C; ``"all"``: the
+            mean over every pixel and channel.
+    """
+    height, width = pixel_values.shape[-2:]
+    channels = pixel_values.shape[1]
+    pixel_mask = upsample_patch_mask(mask, (height // patch_size, width // patch_size), patch_size).float()
+    targets = pixel_values.float()
+    prediction = prediction.float()
+    if target_resolution is not None and target_resolution != height:
+        size = (target_resolution, round(width * target_resolution / height))
+        targets = F.interpolate(targets, size=size, mode="bilinear", align_corners=False, antialias=True)
+        prediction = F.interpolate(prediction, size=size, mode="bilinear", align_corners=False, antialias=True)
+        pixel_mask = F.interpolate(pixel_mask, size=size, mode="nearest")
+    if target == "color_bins":
+        mean = targets.new_tensor(IMAGENET_MEAN_RGB).view(1, -1, 1, 1)
+        std = targets.new_tensor(IMAGENET_STD_RGB).view(1, -1, 1, 1)
+        values = ((targets * std + mean).clamp(0, 1) * 255).round()  # 8-bit values
+        bins = (values * num_color_bins / 256).floor().long().clamp(max=num_color_bins - 1)  # [B, C, h, w]
+        logits = prediction.reshape(prediction.shape[0], channels, num_color_bins, *prediction.shape[-2:])
+        per_value = F.cross_entropy(logits.transpose(1, 2), bins, reduction="none")  # [B, C, h, w]
+    elif loss == "l1":
+        per_value = (targets - prediction).abs()
+    elif loss == "l2":
+        per_value = (targets - prediction) ** 2
+    elif loss == "smooth_l1":
+        per_value = F.smooth_l1_loss(prediction, targets, reduction="none", beta=1.0)
+    else:
+        raise ValueError(f"`loss` must be one of ['l1', 'l2', 'smooth_l1'], got {loss!r}.")
+    if loss_on == "all":
+        return per_value.mean()
+    return (per_value * pixel_mask).sum() / (pixel_mask.sum() + 1e-5) / channels
 
 
 def relative_loss_predictor_loss(predicted: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:

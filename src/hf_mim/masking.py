@@ -17,6 +17,7 @@ __all__ = [
     "RandomMaskGenerator",
     "SimMIMMaskGenerator",
     "BlockwiseMaskGenerator",
+    "SquareMaskGenerator",
     "MASK_GENERATORS",
     "build_mask_generator",
 ]
@@ -293,13 +294,54 @@ class BlockwiseMaskGenerator(MaskGenerator):
         }
 
 
+class SquareMaskGenerator(MaskGenerator):
+    """One random square per image (SimMIM's "square" masking ablation): side ``round(sqrt(mask_ratio * L))``
+    patches of the ``input_size`` patch grid, placed uniformly.
+
+    Args:
+        input_size: Patch grid side (int or ``(height, width)``).
+        mask_ratio: Fraction of the grid's area the square covers, in ``(0, 1)``.
+        rng: Generator or seed.
+    """
+
+    mask_type = "square"
+
+    def __init__(
+        self,
+        input_size: int | tuple[int, int] = 14,
+        mask_ratio: float = 0.6,
+        rng: np.random.Generator | int | None = None,
+    ):
+        super().__init__(rng)
+        self.height, self.width = _as_hw("input_size", input_size)
+        self.mask_ratio = _check_ratio("mask_ratio", mask_ratio)
+        side = int(round(math.sqrt(self.mask_ratio * self.height * self.width)))
+        self.side = max(1, min(side, self.height, self.width))
+
+    @property
+    def num_patches(self) -> int:
+        return self.height * self.width
+
+    def __call__(self) -> np.ndarray:
+        mask = np.zeros((self.height, self.width), dtype=bool)
+        top = int(self.rng.integers(0, self.height - self.side + 1))
+        left = int(self.rng.integers(0, self.width - self.side + 1))
+        mask[top : top + self.side, left : left + self.side] = True
+        return mask.reshape(-1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"input_size": [self.height, self.width], "mask_ratio": self.mask_ratio}
+
+
 MASK_GENERATORS: dict[str, type[MaskGenerator]] = {
-    cls.mask_type: cls for cls in (RandomMaskGenerator, SimMIMMaskGenerator, BlockwiseMaskGenerator)
+    cls.mask_type: cls
+    for cls in (RandomMaskGenerator, SimMIMMaskGenerator, BlockwiseMaskGenerator, SquareMaskGenerator)
 }
 
 
 def build_mask_generator(mask_type: str, rng: np.random.Generator | int | None = None, **kwargs: Any) -> MaskGenerator:
-    """Builds a generator from its config name (``"random"``, ``"simmim"`` or ``"blockwise"``) and arguments."""
+    """Builds a generator from its config name (``"random"``, ``"simmim"``, ``"blockwise"`` or ``"square"``) and
+    arguments."""
     if mask_type not in MASK_GENERATORS:
         raise ValueError(f"`mask_type` must be one of {sorted(MASK_GENERATORS)}, got {mask_type!r}.")
     try:

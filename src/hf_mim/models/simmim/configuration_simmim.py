@@ -11,6 +11,12 @@ from ...configuration_utils import VIT_SIZES
 from ...modeling_utils import check_choice, check_vit_sizes
 
 BACKBONES = ("vit", "swin", "beit")
+#: The paper's ablation switches (Xie et al., Tables 1-5), with the allowed values.
+MASK_STRATEGIES = ("random", "square", "blockwise")
+HEADS = ("linear", "mlp")
+LOSSES = ("l1", "l2", "smooth_l1")
+TARGETS = ("pixel", "color_bins")
+LOSS_ON = ("masked", "all")
 
 #: microsoft/SimMIM's own ViT (models/vision_transformer.py, configs/vit_base__800ep): no absolute position
 #: embedding, one relative position bias shared by all blocks, layer scale 0.1, q/v biases, LayerNorm eps 1e-6 --
@@ -116,8 +122,22 @@ class SimMIMConfig(PreTrainedConfig):
         encoder_stride: Output stride of the encoder, i.e. the head's ``PixelShuffle`` factor: ``patch_size``
             for ViT, ``patch_size * 2 ** (num_stages - 1)`` for Swin (16 for ViT/16, 32 for Swin-B). Derived when
             omitted; any other value is rejected because the reconstruction would not match the input.
-        mask_patch_size: Side in pixels of the random masking cells (32 in the paper).
-        mask_ratio: Fraction of masking cells masked (0.6 in the paper).
+        mask_patch_size: Side in pixels of the random masking cells (32 in the paper; ``mask_strategy="random"``).
+        mask_ratio: Fraction of the image masked (0.6 in the paper): of the cells (``random``), the area of the
+            square (``square``), or of the patches (``blockwise``).
+        mask_strategy: The paper's masking ablation: ``"random"`` (cells of ``mask_patch_size``), ``"square"``
+            (one random square of ``mask_ratio`` of the area) or ``"blockwise"`` (BEiT's blocks, at patch level).
+        head: ``"linear"`` (1x1 convolution + PixelShuffle, the paper's) or ``"mlp"`` (1x1 convolution, GELU, 1x1
+            convolution + PixelShuffle; hidden width = the encoder's).
+        loss: ``"l1"`` (the paper's), ``"l2"`` or ``"smooth_l1"`` (torch's, beta 1.0), each summed over the counted
+            pixels and channels and divided by (counted pixels + 1e-5) and by the channels.
+        target_resolution: Side in pixels of the regression target (None: the input's); targets and predictions
+            are resized to it (bilinear, antialiased), the mask with nearest neighbours (the paper: 12..192 px).
+        target: ``"pixel"`` (regress normalised pixels) or ``"color_bins"`` (classify each channel's 8-bit value
+            into ``num_color_bins`` bins with a cross-entropy; the input is de-normalised with ImageNet mean/std).
+        num_color_bins: Bins per channel for ``target="color_bins"`` (8 or 256 in the paper; 2..256).
+        loss_on: ``"masked"`` (prediction, the paper's) or ``"all"`` (reconstruction of every pixel: the mean over
+            all pixels and channels).
         pooling: Classification pooling for ViT: ``"mean"`` of patch tokens (default) or ``"cls"``; Swin always
             averages its final tokens.
         use_fc_norm: Classification head of the papers' fine-tuning: the mean of the patch tokens *before* the
@@ -136,6 +156,13 @@ class SimMIMConfig(PreTrainedConfig):
     encoder_stride: int | None = None
     mask_patch_size: int = 32
     mask_ratio: float = 0.6
+    mask_strategy: str = "random"
+    head: str = "linear"
+    loss: str = "l1"
+    target_resolution: int | None = None
+    target: str = "pixel"
+    num_color_bins: int = 256
+    loss_on: str = "masked"
     pooling: str = "mean"
     use_fc_norm: bool = False
     initializer_range: float = 0.02
@@ -184,7 +211,27 @@ class SimMIMConfig(PreTrainedConfig):
                 "another size than the input."
             )
         image_size = self.image_size
-        if self.mask_patch_size % encoder.patch_size or image_size % self.mask_patch_size:
+        check_choice("mask_strategy", self.mask_strategy, MASK_STRATEGIES)
+        check_choice("head", self.head, HEADS)
+        check_choice("loss", self.loss, LOSSES)
+        check_choice("target", self.target, TARGETS)
+        check_choice("loss_on", self.loss_on, LOSS_ON)
+        if (
+            isinstance(self.num_color_bins, bool)
+            or not isinstance(self.num_color_bins, int)
+            or not 2 <= self.num_color_bins <= 256
+        ):
+            raise ValueError(f"`num_color_bins` must be an integer in [2, 256] (8 or 256 in the paper), got "
+                             f"{self.num_color_bins!r}.")  # fmt: skip
+        if self.target_resolution is not None and (
+            isinstance(self.target_resolution, bool) or not isinstance(self.target_resolution, int)
+            or not 1 <= self.target_resolution <= image_size
+        ):  # fmt: skip
+            raise ValueError(f"`target_resolution` must be None or an integer in [1, image_size={image_size}], got "
+                             f"{self.target_resolution!r}.")  # fmt: skip
+        if self.mask_strategy == "random" and (
+            self.mask_patch_size % encoder.patch_size or image_size % self.mask_patch_size
+        ):
             raise ValueError(
                 f"`mask_patch_size` ({self.mask_patch_size}) must be a multiple of the patch size "
                 f"({encoder.patch_size}) and divide image_size ({image_size})."

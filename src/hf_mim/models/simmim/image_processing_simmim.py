@@ -29,9 +29,15 @@ class SimMIMImageProcessor(MaskedImageProcessor):
     @classmethod
     def from_model_config(cls, config, **kwargs: Any) -> SimMIMImageProcessor:
         """A processor matching a :class:`SimMIMConfig` (image and patch size, masking cells and ratio)."""
-        defaults = {
-            "image_size": config.image_size,
-            "patch_size": config.patch_size,
-            "mask_kwargs": {"mask_patch_size": config.mask_patch_size, "mask_ratio": config.mask_ratio},
-        }
+        strategy = getattr(config, "mask_strategy", "random")
+        if strategy == "square":
+            mask = {"mask_type": "square", "mask_kwargs": {"mask_ratio": config.mask_ratio}}
+        elif strategy == "blockwise":  # BEiT's blocks of at least 16 patches (fewer on tiny grids)
+            masked = round(config.mask_ratio * (config.image_size // config.patch_size) ** 2)
+            mask = {"mask_type": "blockwise", "mask_kwargs": {"mask_ratio": config.mask_ratio,
+                                                             "min_num_patches": max(1, min(16, masked // 4))}}  # fmt: skip
+        else:
+            mask = {"mask_type": "simmim",
+                    "mask_kwargs": {"mask_patch_size": config.mask_patch_size, "mask_ratio": config.mask_ratio}}  # fmt: skip
+        defaults = {"image_size": config.image_size, "patch_size": config.patch_size, **mask}
         return cls(**{**defaults, **kwargs})

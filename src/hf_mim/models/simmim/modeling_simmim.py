@@ -17,7 +17,8 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClass
 from transformers.models.vit.modeling_vit import ViTEmbeddings
 from transformers.utils import ModelOutput
 
-from ...losses import masked_l1_loss
+from ...image_processing import IMAGENET_MEAN, IMAGENET_STD
+from ...losses import simmim_loss
 from ...modeling_utils import ClassifierMixin, MaskedViTEncoder, check_bool_masked_pos, fc_norm_pool, pool_tokens
 from .configuration_simmim import SimMIMConfig
 
@@ -35,8 +36,8 @@ class SimMIMForMaskedImageModelingOutput(ModelOutput):
     """Outputs of :class:`SimMIMForMaskedImageModeling`.
 
     Attributes:
-        loss: L1 on masked pixels (``None`` without a mask).
-        reconstruction: ``[B, C, H, W]`` predicted (normalised) pixels.
+        loss: The configured loss (L1 on masked pixels by default; ``None`` without a mask).
+        reconstruction: ``[B, C, H, W]`` predicted (normalised) pixels (colour bins: the likeliest bin's centre).
         mask: ``[B, L]`` bool, the patch mask used.
         hidden_states: Encoder hidden states when asked.
     """
@@ -200,16 +201,26 @@ class SimMIMModel(SimMIMPreTrainedModel):
 
 
 class SimMIMForMaskedImageModeling(SimMIMPreTrainedModel):
-    """SimMIM pretraining: encoder with mask token + ``Conv2d(D, stride^2 * C, 1)`` + ``PixelShuffle(stride)``."""
+    """SimMIM pretraining: encoder with mask token + ``Conv2d(D, stride^2 * C, 1)`` + ``PixelShuffle(stride)``.
+
+    The paper's ablations are config switches (:class:`SimMIMConfig`): ``head`` (linear / 2-layer MLP), ``loss``
+    (L1 / L2 / smooth L1), ``target_resolution``, ``target`` (pixels / colour bins), ``loss_on`` (masked / all) and
+    ``mask_strategy`` (in the image processor).
+    """
 
     def __init__(self, config: SimMIMConfig):
         super().__init__(config)
         self.simmim = SimMIMModel(config, add_pooling_layer=False)
         num_channels = config.encoder_config.num_channels
-        self.decoder = nn.Sequential(
-            nn.Conv2d(config.hidden_size, config.encoder_stride**2 * num_channels, kernel_size=1),
-            nn.PixelShuffle(config.encoder_stride),
-        )
+        # colour-bin classification predicts num_color_bins logits per channel and pixel
+        outputs = num_channels * (config.num_color_bins if config.target == "color_bins" else 1)
+        stride = config.encoder_stride
+        if config.head == "mlp":
+            layers = [nn.Conv2d(config.hidden_size, config.hidden_size, kernel_size=1), nn.GELU(),
+                      nn.Conv2d(config.hidden_size, stride**2 * outputs, kernel_size=1)]  # fmt: skip
+        else:
+            layers = [nn.Conv2d(config.hidden_size, stride**2 * outputs, kernel_size=1)]
+        self.decoder = nn.Sequential(*layers, nn.PixelShuffle(stride))
         self.post_init()
 
     def forward_encoder(self, pixel_values, bool_masked_pos, interpolate_pos_encoding, hidden: bool):
@@ -219,12 +230,26 @@ class SimMIMForMaskedImageModeling(SimMIMPreTrainedModel):
         return feature_map, out.hidden_states
 
     def forward_decoder(self, feature_map: torch.Tensor) -> torch.Tensor:
-        """``[B, D, h, w]`` -> reconstruction ``[B, C, h * stride, w * stride]``."""
+        """``[B, D, h, w]`` -> ``[B, C, h * stride, w * stride]`` pixels (``[B, C * bins, ...]`` colour-bin logits)."""
         return self.decoder(feature_map)
 
-    def forward_loss(self, pixel_values: torch.Tensor, reconstruction: torch.Tensor, mask: torch.Tensor):
-        """L1 on masked pixels: ``sum(|x - x_rec| * m) / (sum(m) + 1e-5) / C`` with the patch mask upsampled."""
-        return masked_l1_loss(pixel_values, reconstruction, mask, self.config.patch_size)
+    def forward_loss(self, pixel_values: torch.Tensor, prediction: torch.Tensor, mask: torch.Tensor):
+        """The configured loss on the masked (or all) pixels; see :func:`hf_mim.losses.simmim_loss`."""
+        return simmim_loss(pixel_values, prediction, mask, self.config.patch_size, loss=self.config.loss,
+                           target=self.config.target, num_color_bins=self.config.num_color_bins,
+                           target_resolution=self.config.target_resolution, loss_on=self.config.loss_on)  # fmt: skip
+
+    def reconstruction(self, prediction: torch.Tensor) -> torch.Tensor:
+        """Normalised pixels ``[B, C, H, W]`` from the head's output (colour bins: the centre of the likeliest)."""
+        if self.config.target != "color_bins":
+            return prediction
+        bins = self.config.num_color_bins
+        batch, _, height, width = prediction.shape
+        index = prediction.reshape(batch, -1, bins, height, width).argmax(2)  # [B, C, H, W]
+        values = (index.float() + 0.5) / bins  # [0, 1]
+        mean = prediction.new_tensor(IMAGENET_MEAN).view(1, -1, 1, 1)
+        std = prediction.new_tensor(IMAGENET_STD).view(1, -1, 1, 1)
+        return (values - mean) / std
 
     def forward(
         self,
@@ -243,10 +268,11 @@ class SimMIMForMaskedImageModeling(SimMIMPreTrainedModel):
         feature_map, hidden_states = self.forward_encoder(
             pixel_values, bool_masked_pos, interpolate_pos_encoding, bool(output_hidden_states)
         )
-        reconstruction = self.forward_decoder(feature_map)
+        prediction = self.forward_decoder(feature_map)  # [B, C (x bins), H, W]
         loss = None
         if bool_masked_pos is not None:
-            loss = self.forward_loss(pixel_values, reconstruction, bool_masked_pos)
+            loss = self.forward_loss(pixel_values, prediction, bool_masked_pos)
+        reconstruction = self.reconstruction(prediction)
         out = SimMIMForMaskedImageModelingOutput(
             loss=loss, reconstruction=reconstruction, mask=bool_masked_pos, hidden_states=hidden_states
         )
