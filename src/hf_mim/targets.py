@@ -1,4 +1,5 @@
-"""Prediction targets: MaskFeat's HOG features and MAE-style pixel patches."""
+"""Prediction targets: MaskFeat's HOG features, MAE-style pixel patches, a frozen teacher's patch features, and
+the target families MaskFeat and HPM share."""
 
 from __future__ import annotations
 
@@ -8,7 +9,18 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["HOGFeatures", "patchify", "unpatchify", "normalize_patches"]
+__all__ = [
+    "FEATURE_LOSSES",
+    "PATCH_TARGETS",
+    "FeatureTeacher",
+    "HOGFeatures",
+    "PatchTargets",
+    "check_target_config",
+    "normalize_patches",
+    "patchify",
+    "target_dim",
+    "unpatchify",
+]
 
 
 def _check_positive_int(name: str, value: object) -> int:
@@ -229,3 +241,180 @@ def normalize_patches(patches: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     mean = patches.mean(dim=-1, keepdim=True)
     var = patches.var(dim=-1, keepdim=True)
     return (patches - mean) / (var + eps) ** 0.5
+
+
+# ------------------------------------------------------------------------------------- target families
+
+#: What MaskFeat and HPM can regress per masked patch (``config.target``): normalised pixels, HOG, both, or the
+#: patch features of a frozen transformers vision model (MaskFeat's "deep features" rows; HPM's CLIP/DINO targets).
+PATCH_TARGETS = ("pixel", "hog", "hog+pixel", "features")
+FEATURE_LOSSES = ("l2", "smooth_l1", "cosine")
+
+
+def _teacher_vision_config(name_or_path: str):
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(name_or_path)
+    return getattr(config, "vision_config", None) or config  # CLIP / SigLIP: the vision tower's config
+
+
+def check_target_config(config, targets: tuple[str, ...] = PATCH_TARGETS) -> None:
+    """Validates the target fields of a MaskFeat / HPM config, and records the teacher's width for ``features``
+    (read once from the teacher's config; loading the student later needs neither)."""
+    from .modeling_utils import check_choice
+
+    check_choice("target", config.target, targets)
+    if "hog" in config.target and (config.hog_cell_size < 1 or config.patch_size % config.hog_cell_size):
+        raise ValueError(
+            f"`patch_size` ({config.patch_size}) must be a multiple of `hog_cell_size` ({config.hog_cell_size})."
+        )
+    check_choice("feature_loss", config.feature_loss, FEATURE_LOSSES)
+    if config.target == "features":
+        if not config.teacher_name_or_path:
+            raise ValueError("`target='features'` needs `teacher_name_or_path`: a transformers vision model (local "
+                             "folder or Hub id) whose patch tokens are the targets.")  # fmt: skip
+        if config.teacher_hidden_size is None:
+            config.teacher_hidden_size = int(_teacher_vision_config(config.teacher_name_or_path).hidden_size)
+
+
+def target_dim(config, kind: str | None = None) -> int:
+    """Length of one patch's target vector for ``kind`` (default: ``config.target``)."""
+    pixels = config.patch_size**2 * config.num_channels
+    hog = config.num_channels * config.hog_nbins * (config.patch_size // config.hog_cell_size) ** 2
+    dims = {"pixel": pixels, "hog": hog, "hog+pixel": hog + pixels, "features": config.teacher_hidden_size}
+    return dims[kind or config.target]
+
+
+class FeatureTeacher:
+    """A frozen transformers vision model whose patch tokens are regression targets.
+
+    Loaded on first use with ``AutoModel.from_pretrained`` (CLIP-like models: their vision tower), kept in eval mode
+    without gradients, moved to the input's device, and deliberately *not* an ``nn.Module`` attribute of the
+    student: it is never in the student's ``state_dict`` (the config records its id).
+
+    Args:
+        name_or_path: Local folder or Hub id.
+        image_mean, image_std: The student's input normalisation; inputs are re-normalised with the teacher's own
+            image processor statistics when it has one.
+    """
+
+    def __init__(self, name_or_path: str, image_mean=None, image_std=None):
+        from .image_processing import IMAGENET_MEAN, IMAGENET_STD
+
+        self.name_or_path = name_or_path
+        self.student_mean = tuple(image_mean or IMAGENET_MEAN)
+        self.student_std = tuple(image_std or IMAGENET_STD)
+        self.model = None
+
+    def load(self):
+        from transformers import AutoImageProcessor, AutoModel
+
+        model = AutoModel.from_pretrained(self.name_or_path)
+        model = getattr(model, "vision_model", model)
+        self.model = model.eval().requires_grad_(False)
+        try:
+            processor = AutoImageProcessor.from_pretrained(self.name_or_path)
+            self.teacher_mean, self.teacher_std = tuple(processor.image_mean), tuple(processor.image_std)
+        except (OSError, ValueError, AttributeError, TypeError):
+            self.teacher_mean, self.teacher_std = self.student_mean, self.student_std
+        config = self.model.config
+        size = config.image_size
+        self.image_size = tuple(size) if isinstance(size, list | tuple) else (size, size)
+        patch = config.patch_size
+        self.patch_size = tuple(patch) if isinstance(patch, list | tuple) else (patch, patch)
+        return self.model
+
+    @torch.no_grad()
+    def __call__(self, pixel_values: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """``[B, C, H, W]`` student inputs -> ``[B, grid_h * grid_w, D_teacher]`` patch tokens (float32)."""
+        model = self.model if self.model is not None else self.load()
+        device = pixel_values.device
+        if next(model.parameters()).device != device:
+            model.to(device)
+        x = pixel_values.float()
+        if self.teacher_mean != self.student_mean or self.teacher_std != self.student_std:
+            s_mean, s_std = (
+                x.new_tensor(self.student_mean).view(1, -1, 1, 1),
+                x.new_tensor(self.student_std).view(1, -1, 1, 1),
+            )
+            t_mean, t_std = (
+                x.new_tensor(self.teacher_mean).view(1, -1, 1, 1),
+                x.new_tensor(self.teacher_std).view(1, -1, 1, 1),
+            )
+            x = (x * s_std + s_mean - t_mean) / t_std
+        if tuple(x.shape[-2:]) != self.image_size:
+            x = F.interpolate(x, size=self.image_size, mode="bilinear", align_corners=False, antialias=True)
+        tokens = model(pixel_values=x).last_hidden_state.float()  # [B, prefix + h * w, D]
+        h, w = self.image_size[0] // self.patch_size[0], self.image_size[1] // self.patch_size[1]
+        patches = tokens[:, tokens.shape[1] - h * w :]  # [CLS] / register tokens come first
+        if (h, w) != tuple(grid):
+            maps = patches.transpose(1, 2).reshape(len(x), -1, h, w)
+            maps = F.interpolate(maps, size=tuple(grid), mode="bilinear", align_corners=False)
+            patches = maps.flatten(2).transpose(1, 2)
+        return patches
+
+
+class PatchTargets(nn.Module):
+    """The per-patch regression targets of a MaskFeat / HPM config and their per-patch loss.
+
+    - ``pixel``: patches in MAE's order, per-patch normalised when ``norm_pix_loss``; squared error.
+    - ``hog``: :class:`HOGFeatures` per patch; squared error.
+    - ``hog+pixel``: both, concatenated; ``hog_loss_weight`` x HOG error + ``pixel_loss_weight`` x pixel error.
+    - ``features``: a frozen teacher's patch tokens (:class:`FeatureTeacher`), resized to the student's grid,
+      layer-normalised per token (no affine) when ``feature_norm``; ``feature_loss`` ``l2`` (mean squared error),
+      ``smooth_l1`` (torch's, beta 1.0) or ``cosine`` (1 - cosine similarity).
+
+    Has no parameters and no state.
+
+    Args:
+        config: A MaskFeat / HPM config.
+        kind: One of :data:`PATCH_TARGETS` instead of ``config.target`` (MaskFeat's ``hog+pixel`` has a head per
+            part and uses ``"hog"`` here).
+    """
+
+    def __init__(self, config, kind: str | None = None):
+        super().__init__()
+        self.config = config
+        self.kind = kind or config.target
+        self.hog = (
+            HOGFeatures(config.hog_nbins, config.hog_cell_size, getattr(config, "hog_gaussian_window", 0))
+            if "hog" in self.kind
+            else None
+        )
+        self.teacher = FeatureTeacher(config.teacher_name_or_path) if self.kind == "features" else None
+
+    @property
+    def dim(self) -> int:
+        return target_dim(self.config, self.kind)
+
+    @torch.no_grad()
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` normalised images -> ``[B, L, dim]`` float32 targets."""
+        patch = self.config.patch_size
+        parts = []
+        if self.hog is not None:
+            parts.append(self.hog.patch_targets(pixel_values, patch))
+        if self.kind in ("pixel", "hog+pixel"):
+            pixels = patchify(pixel_values.float(), patch)
+            parts.append(normalize_patches(pixels) if self.config.norm_pix_loss else pixels)
+        if self.teacher is not None:
+            grid = (pixel_values.shape[-2] // patch, pixel_values.shape[-1] // patch)
+            features = self.teacher(pixel_values, grid)
+            if self.config.feature_norm:
+                features = F.layer_norm(features, features.shape[-1:])
+            parts.append(features)
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+
+    def per_patch_loss(self, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``[B, L, dim]`` predictions and targets -> ``[B, L]`` loss per patch."""
+        predictions, targets = predictions.float(), targets.float()
+        if self.kind == "hog+pixel":
+            hog_dim = self.dim - self.config.patch_size**2 * self.config.num_channels
+            hog = ((predictions[..., :hog_dim] - targets[..., :hog_dim]) ** 2).mean(-1)
+            pixel = ((predictions[..., hog_dim:] - targets[..., hog_dim:]) ** 2).mean(-1)
+            return self.config.hog_loss_weight * hog + self.config.pixel_loss_weight * pixel
+        if self.kind == "features" and self.config.feature_loss == "cosine":
+            return 1.0 - F.cosine_similarity(predictions, targets, dim=-1)
+        if self.kind == "features" and self.config.feature_loss == "smooth_l1":
+            return F.smooth_l1_loss(predictions, targets, reduction="none", beta=1.0).mean(-1)
+        return ((predictions - targets) ** 2).mean(-1)

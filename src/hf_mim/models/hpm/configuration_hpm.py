@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from ...configuration_utils import VIT_SIZES, ViTEncoderConfig
 from ...modeling_utils import check_choice
+from ...targets import check_target_config, target_dim
 
 
 def _decoder(hidden: int, layers: int, heads: int, intermediate: int) -> dict[str, int]:
@@ -39,8 +40,17 @@ class HPMConfig(ViTEncoderConfig):
             The pixel decoder; the loss predictor is a second branch of the same size.
         mask_ratio: Fraction of masked patches; ``L - int(L * (1 - mask_ratio))`` per image (MAE's convention).
         norm_pix_loss: Regress per-patch normalised pixels.
-        target: ``"pixel"`` (default) or ``"hog"`` (per-patch HOG features, hf_mim's ``HOGFeatures``).
-        hog_nbins, hog_cell_size: HOG parameters for ``target="hog"``.
+        target: ``"pixel"`` (default), ``"hog"`` (per-patch HOG features, hf_mim's ``HOGFeatures``), ``"hog+pixel"``
+            (both, concatenated; ``hog_loss_weight`` / ``pixel_loss_weight``) or ``"features"`` (a frozen teacher's
+            patch tokens); see :class:`hf_mim.targets.PatchTargets`. The loss predictor mines on any of them.
+        hog_nbins, hog_cell_size: HOG parameters for the HOG targets.
+        hog_loss_weight, pixel_loss_weight: Weights of the two terms of ``hog+pixel``.
+        teacher_name_or_path: ``target="features"``: a transformers vision model (local folder or Hub id; ViT,
+            DINOv2, CLIP, BEiT, ...) whose patch tokens are the targets; only training needs it.
+        teacher_hidden_size: The teacher's width (read from its config when omitted; recorded so that loading the
+            student never needs the teacher).
+        feature_norm: Layer-normalise each teacher token (no affine) before regressing it.
+        feature_loss: ``"l2"`` (mean squared error), ``"smooth_l1"`` (beta 1.0) or ``"cosine"`` (1 - cosine).
         hard_patches_mining: Loss predictor + teacher-driven easy-to-hard masks (HPM) or plain MAE.
         loss_predictor_loss: ``"relative"`` (pairwise BCE, default) or ``"mse"`` (regress standardised losses).
         teacher_momentum_start, teacher_momentum_end, teacher_momentum_warmup_epochs: EMA schedule of the teacher.
@@ -72,9 +82,15 @@ class HPMConfig(ViTEncoderConfig):
     hard_fraction_max: float = 0.5
     pooling: str = "mean"
     use_fc_norm: bool = False
+    hog_loss_weight: float = 1.0
+    pixel_loss_weight: float = 1.0
+    teacher_name_or_path: str | None = None
+    teacher_hidden_size: int | None = None
+    feature_norm: bool = True
+    feature_loss: str = "l2"
 
     def __post_init__(self, **kwargs):
-        check_choice("target", self.target, ("pixel", "hog"))
+        check_target_config(self)
         check_choice("loss_predictor_loss", self.loss_predictor_loss, ("relative", "mse"))
         check_choice("pooling", self.pooling, ("mean", "cls"))
         if self.use_fc_norm and self.pooling != "mean":
@@ -99,10 +115,6 @@ class HPMConfig(ViTEncoderConfig):
         for name in ("teacher_momentum_start", "teacher_momentum_end"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"`{name}` must be in [0, 1], got {getattr(self, name)!r}.")
-        if self.target == "hog" and (self.hog_cell_size < 1 or self.patch_size % self.hog_cell_size):
-            raise ValueError(
-                f"`patch_size` ({self.patch_size}) must be a multiple of `hog_cell_size` ({self.hog_cell_size})."
-            )
         super().__post_init__(**kwargs)
 
     @property
@@ -112,6 +124,5 @@ class HPMConfig(ViTEncoderConfig):
 
     @property
     def target_dim(self) -> int:
-        if self.target == "hog":
-            return self.num_channels * self.hog_nbins * (self.patch_size // self.hog_cell_size) ** 2
-        return self.patch_size**2 * self.num_channels
+        """Length of one patch's target vector (:func:`hf_mim.targets.target_dim`)."""
+        return target_dim(self)

@@ -21,9 +21,9 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.models.vit_mae.modeling_vit_mae import ViTMAEPatchEmbeddings, build_2d_sinusoidal_position_embedding
 from transformers.utils import ModelOutput
 
-from ...losses import masked_mean, mse_loss_predictor_loss, per_patch_mse, relative_loss_predictor_loss
+from ...losses import masked_mean, mse_loss_predictor_loss, relative_loss_predictor_loss
 from ...modeling_utils import ClassifierMixin, ViTBlock, check_bool_masked_pos, fc_norm_pool, pool_tokens
-from ...targets import HOGFeatures, normalize_patches, patchify
+from ...targets import PatchTargets
 from .configuration_hpm import HPMConfig
 
 logger = logging.getLogger(__name__)
@@ -279,7 +279,7 @@ class HPMForPreTraining(HPMPreTrainedModel):
         super().__init__(config)
         self.hpm = HPMModel(config)
         self.decoder = HPMDecoder(config)
-        self.hog = HOGFeatures(config.hog_nbins, config.hog_cell_size) if config.target == "hog" else None
+        self.targets = PatchTargets(config)
         self.loss_predictor = LossPredictor(config) if config.hard_patches_mining else None
         self.teacher = HPMTeacher(config) if config.hard_patches_mining else None
         self.register_buffer("training_epoch", torch.zeros((), dtype=torch.float32))
@@ -417,15 +417,13 @@ class HPMForPreTraining(HPMPreTrainedModel):
 
     @torch.no_grad()
     def forward_targets(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """``[B, L, target_dim]``: (per-patch normalised) pixels in MAE's patchify order, or HOG features."""
-        if self.hog is not None:
-            return self.hog.patch_targets(pixel_values, self.config.patch_size)
-        target = patchify(pixel_values.float(), self.config.patch_size)
-        return normalize_patches(target) if self.config.norm_pix_loss else target
+        """``[B, L, target_dim]``: (per-patch normalised) pixels in MAE's patchify order by default, or HOG, both,
+        or a teacher's patch features (:class:`~hf_mim.targets.PatchTargets`)."""
+        return self.targets(pixel_values)
 
     def forward_loss(self, logits, targets, predicted, mask):
         """Reconstruction MSE on masked patches, plus the loss predictor's loss on the masked patches."""
-        patch_loss = per_patch_mse(logits, targets)  # [B, L]
+        patch_loss = self.targets.per_patch_loss(logits, targets)  # [B, L]; MSE for pixels and HOG
         reconstruction = masked_mean(patch_loss, mask)
         if predicted is None:
             return reconstruction, None, patch_loss.detach()

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from ...configuration_utils import VIT_SIZES, ViTEncoderConfig
 from ...modeling_utils import check_choice
+from ...targets import check_target_config, target_dim
 
 # ViT sizes of the MaskFeat paper's image experiments (ViT-B/L) plus the usual smaller ViTs.
 MASKFEAT_PRESETS: dict[str, dict[str, Any]] = {
@@ -30,11 +31,19 @@ class MaskFeatConfig(ViTEncoderConfig):
         drop_path_rate: Stochastic depth, rising linearly to this rate over the blocks.
         initializer_range: Std of the truncated-normal initialisation (also of the ``[MASK]`` token).
         hog_nbins, hog_cell_size, hog_gaussian_window: HOG target parameters.
-        target: ``"hog"`` (default) or ``"hog+pixel"`` (the paper's multi-task variant).
+        target: ``"hog"`` (default), ``"hog+pixel"`` (the paper's multi-task variant: a second head), ``"pixel"``
+            (normalised RGB patches, per-patch normalised with ``norm_pix_loss``) or ``"features"`` (the patch tokens
+            of a frozen transformers model: the paper's deep-feature targets); see :class:`hf_mim.targets.PatchTargets`.
         hog_loss_weight, pixel_loss_weight: Weights of the two terms of the multi-task loss.
         norm_pix_loss: Per-patch normalised pixel targets for the pixel term (as MAE).
         mask_ratio: Fraction of patches the default image processor masks block-wise (40% in the paper).
         mask_min_num_patches: Smallest masking block, in patches.
+        teacher_name_or_path: ``target="features"``: a transformers vision model (local folder or Hub id; ViT,
+            DINOv2, CLIP, BEiT, ...) whose patch tokens are the targets; only training needs it.
+        teacher_hidden_size: The teacher's width (read from its config when omitted; recorded so that loading the
+            student never needs the teacher).
+        feature_norm: Layer-normalise each teacher token (no affine) before regressing it.
+        feature_loss: ``"l2"`` (mean squared error), ``"smooth_l1"`` (beta 1.0) or ``"cosine"`` (1 - cosine).
         pooling: Classification pooling, ``"mean"`` of patch tokens (default) or ``"cls"``.
         use_fc_norm: Classification head of the papers' fine-tuning: the mean of the patch tokens *before* the
             final LayerNorm, then that LayerNorm (SlowFast's USE_MEAN_POOLING, MAE's global_pool fc_norm). Needs
@@ -55,23 +64,28 @@ class MaskFeatConfig(ViTEncoderConfig):
     mask_min_num_patches: int = 15
     pooling: str = "mean"
     use_fc_norm: bool = False
+    teacher_name_or_path: str | None = None
+    teacher_hidden_size: int | None = None
+    feature_norm: bool = True
+    feature_loss: str = "l2"
 
     def __post_init__(self, **kwargs):
-        check_choice("target", self.target, ("hog", "hog+pixel"))
+        check_target_config(self)
         check_choice("pooling", self.pooling, ("mean", "cls"))
         if self.use_fc_norm and self.pooling != "mean":
             raise ValueError(f"`use_fc_norm=True` pools the mean of the patch tokens: it needs `pooling='mean'`, got "
                              f"{self.pooling!r}.")  # fmt: skip
-        if self.hog_cell_size < 1 or self.patch_size % self.hog_cell_size:
-            raise ValueError(
-                f"`patch_size` ({self.patch_size}) must be a multiple of `hog_cell_size` ({self.hog_cell_size})."
-            )
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError(f"`mask_ratio` must be in (0, 1), got {self.mask_ratio!r}.")
         if self.patch_size > 0 and self.image_size > 0 and round(self.mask_ratio * self.num_patches) < 1:
             raise ValueError(f"`mask_ratio` {self.mask_ratio} masks no patch of the {self.num_patches}: the loss "
                              "would be exactly 0; raise it.")  # fmt: skip
         super().__post_init__(**kwargs)
+
+    @property
+    def target_dim(self) -> int:
+        """Length of one patch's target vector (the main head's output; ``hog+pixel``: the HOG part)."""
+        return self.hog_dim if self.target == "hog+pixel" else target_dim(self)
 
     @property
     def hog_dim(self) -> int:

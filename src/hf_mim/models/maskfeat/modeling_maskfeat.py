@@ -16,9 +16,9 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClass
 from transformers.models.vit.modeling_vit import ViTEmbeddings
 from transformers.utils import ModelOutput
 
-from ...losses import masked_mse_loss
+from ...losses import masked_mean
 from ...modeling_utils import ClassifierMixin, MaskedViTEncoder, check_bool_masked_pos, fc_norm_pool, pool_tokens
-from ...targets import HOGFeatures, normalize_patches, patchify
+from ...targets import HOGFeatures, PatchTargets, normalize_patches, patchify
 from .configuration_maskfeat import MaskFeatConfig
 
 __all__ = [
@@ -36,8 +36,9 @@ class MaskFeatForPreTrainingOutput(ModelOutput):
 
     Attributes:
         loss: Total loss (HOG term, plus the weighted pixel term for ``target="hog+pixel"``).
-        logits: ``[B, L, hog_dim]`` HOG predictions for all patches.
-        hog_targets: ``[B, L, hog_dim]`` the HOG targets used.
+        logits: ``[B, L, target_dim]`` predictions for all patches (HOG by default).
+        hog_targets: ``[B, L, target_dim]`` the targets used (HOG by default; pixels or teacher features with
+            ``target="pixel"`` / ``"features"``).
         mask: ``[B, L]`` bool, the masked patches the loss was computed on.
         hog_loss: The HOG term.
         pixel_logits: ``[B, L, patch^2 * C]`` pixel predictions (multi-task only).
@@ -138,8 +139,9 @@ class MaskFeatForPreTraining(MaskFeatPreTrainedModel):
     def __init__(self, config: MaskFeatConfig):
         super().__init__(config)
         self.maskfeat = MaskFeatModel(config)
-        self.hog = HOGFeatures(config.hog_nbins, config.hog_cell_size, config.hog_gaussian_window)
-        self.head = nn.Linear(config.hidden_size, config.hog_dim)
+        # hog+pixel keeps the paper's two heads: the HOG targets here, the pixels in forward()
+        self.targets = PatchTargets(config, kind="hog" if config.target == "hog+pixel" else None)
+        self.head = nn.Linear(config.hidden_size, config.target_dim)
         self.pixel_head = (
             nn.Linear(config.hidden_size, config.patch_size**2 * config.num_channels)
             if config.target == "hog+pixel"
@@ -159,14 +161,19 @@ class MaskFeatForPreTraining(MaskFeatPreTrainedModel):
         pixels = self.pixel_head(patches) if self.pixel_head is not None else None
         return self.head(patches), pixels
 
+    @property
+    def hog(self) -> HOGFeatures | None:
+        return self.targets.hog
+
     @torch.no_grad()
     def forward_targets(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """HOG targets ``[B, L, hog_dim]`` of the normalised input, in float32."""
-        return self.hog.patch_targets(pixel_values, self.config.patch_size)
+        """Targets ``[B, L, target_dim]`` of the normalised input, in float32 (HOG by default)."""
+        return self.targets(pixel_values)
 
     def forward_loss(self, predictions: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Mean squared error over masked patches x target dims; 0 when nothing is masked."""
-        return masked_mse_loss(predictions, targets, mask)
+        """The target's per-patch loss (mean squared error for HOG and pixels) averaged over masked patches; 0 when
+        nothing is masked."""
+        return masked_mean(self.targets.per_patch_loss(predictions, targets), mask)
 
     def forward(
         self,
