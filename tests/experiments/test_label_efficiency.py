@@ -57,9 +57,23 @@ def test_pipeline_two_seeds_every_row_and_protocol(cifar10_rows, tmp_path):
         summary["hpm"]["finetune"]["0.1"]["mean"] - summary["scratch-mae"]["finetune"]["0.1"]["mean"]
     )
     assert all("test_top1" in r for r in results["runs"] if r["protocol"] != "knn")
-    assert len(results["rows"]["hpm"]["hpm_spearman"]) == 2 and "hpm_spearman" not in results["rows"]["mae"]
+    pretrained = results["rows"]["hpm"]["pretrain"]
+    assert len(pretrained) == 2 and all(-1 <= r["hpm_spearman"] <= 1 for r in pretrained.values())
+    assert all("hpm_spearman" not in r for r in results["rows"]["mae"]["pretrain"].values())
     table = (out / "results.md").read_text()
     assert "**knn**" in table and "| scratch-mae |" in table and "+-" in table
     saved = json.loads((out / "results.json").read_text())
     assert saved["budget"] == "smoke" and saved["seeds"] == [0, 1] and saved["wall_seconds"] > 0
     assert (out / "results.png").stat().st_size > 1000
+
+    # a killed run resumes: nothing finished is redone (the pretrained weights are not rewritten)
+    weights = out / "seed1" / "hpm" / "model.safetensors"
+    before = weights.stat().st_mtime_ns
+    resumed = label_efficiency.main([
+        "--train_file", str(train), "--test_file", str(test), "--output_dir", str(out), "--val_size", "80",
+        "--fractions", "0.1", "0.25", "--budget", "smoke", "--seeds", "2", "--batch_size", "32", "--cpu", "--resume",
+    ])  # fmt: skip
+    assert resumed["runs"] == results["runs"] and weights.stat().st_mtime_ns == before
+    with pytest.raises(ValueError, match="another experiment"):
+        label_efficiency.main(["--train_file", str(train), "--output_dir", str(out), "--val_size", "80",
+                               "--fractions", "0.1", "--budget", "smoke", "--cpu", "--resume"])  # fmt: skip

@@ -82,6 +82,8 @@ def parse_args(argv=None):
     p.add_argument("--knn_k", type=int, default=20)
     p.add_argument("--seed", type=int, default=0, help="seed of the split; run seeds are seed, seed + 1, ...")
     p.add_argument("--cpu", action="store_true")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a killed run in --output_dir: finished runs and pretrained checkpoints are kept")  # fmt: skip
     args = p.parse_args(argv)
     if not all(0 < f < 1 for f in args.fractions):
         p.error(f"--fractions must be in (0, 1), got {args.fractions}")
@@ -182,20 +184,36 @@ def main(argv=None) -> dict:
         "finetune_epochs": list(budget["finetune"]), "linear_epochs": list(budget["linear"]),
         "fractions": args.fractions, "train_file": str(args.train_file), "held_out_rows": len(held_idx),
         "machine": f"{platform.platform()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-        "rows": {}, "runs": [],
+        "rows": {}, "runs": [], "wall_seconds": 0.0,
     }  # fmt: skip
+    earlier = 0.0
+    if args.resume and (out / "results.json").is_file():
+        saved = json.loads((out / "results.json").read_text())
+        same = all(
+            saved.get(k) == results[k] for k in ("budget", "seeds", "pretrain_epochs", "fractions", "train_file")
+        )
+        if not same:
+            raise ValueError(f"--resume: {out / 'results.json'} is another experiment (budget, seeds, epochs, "
+                             "fractions or data differ); use another --output_dir.")  # fmt: skip
+        results["rows"], results["runs"], earlier = saved["rows"], saved["runs"], saved.get("wall_seconds", 0.0)
+        results["command"] = saved["command"]
+    done = {(r["row"], r["seed"], r["protocol"], r["fraction"]) for r in results["runs"]}
     for seed in seeds:
         for row in args.rows:
             ckpt = prepare_row(row, seed, out, pretrain_epochs, args, results)
             for fraction in args.fractions:
                 for protocol in args.protocols:
+                    if (row, seed, protocol, fraction) in done:
+                        continue
                     accuracy, test = evaluate_row(protocol, ckpt, fraction, subsets, held_out, budget, seed, out, row,
                                                   args)  # fmt: skip
                     run = {"row": row, "seed": seed, "protocol": protocol, "fraction": fraction, "top1": accuracy}
                     results["runs"].append({**run, **({"test_top1": test} if test is not None else {})})
-        summarize(results)
-        write_outputs(results, out)  # after every seed: a killed run keeps what it finished
-    results["wall_seconds"] = round(time.perf_counter() - started, 1)
+                    results["wall_seconds"] = round(earlier + time.perf_counter() - started, 1)
+                    summarize(results)
+                    write_outputs(results, out, quiet=True)  # after every run: a killed run keeps what it did
+    results["wall_seconds"] = round(earlier + time.perf_counter() - started, 1)
+    summarize(results)
     write_outputs(results, out)
     return results
 
@@ -215,19 +233,22 @@ def prepare_row(row: str, seed: int, out: Path, epochs: float, args, results: di
         return ckpt
     config_file = out / f"{row}_config.json"
     config_file.write_text(json.dumps(config))
-    start = time.perf_counter()
-    metrics = pretrain.main([
-        "--method", method, "--config_file", str(config_file), "--data_files", str(out / "data" / "pretrain.parquet"),
-        "--output_dir", str(ckpt), "--num_train_epochs", str(epochs), "--max_steps", "0", "--overwrite_output_dir",
-        "--per_device_train_batch_size", str(args.batch_size), "--base_learning_rate", "1.5e-4",
-        "--picture_steps", "0", "--logging_steps", "50", "--seed", str(seed), *(["--cpu"] if args.cpu else []),
-    ])  # fmt: skip
-    info.setdefault("pretrain_seconds", []).append(round(time.perf_counter() - start, 1))
-    info.setdefault("pretrain_final_loss", []).append(metrics["train_loss"])
-    if method == "hpm" and ROWS[row][1].get("hard_patches_mining", True):
+    finished = ckpt / "all_results.json"
+    if not (args.resume and finished.is_file()):  # a complete pretraining (all_results.json is written last)
+        pretrain.main([
+            "--method", method, "--config_file", str(config_file), "--data_files", str(out / "data" / "pretrain.parquet"),
+            "--output_dir", str(ckpt), "--num_train_epochs", str(epochs), "--max_steps", "0", "--overwrite_output_dir",
+            "--per_device_train_batch_size", str(args.batch_size), "--base_learning_rate", "1.5e-4",
+            "--picture_steps", "0", "--logging_steps", "50", "--seed", str(seed), *(["--cpu"] if args.cpu else []),
+        ])  # fmt: skip
+    metrics = json.loads(finished.read_text())
+    record = info.setdefault("pretrain", {}).setdefault(str(seed), {})
+    record.update({"seconds": metrics["train_runtime_s"], "final_loss": metrics["train_loss"],
+                   "recipe": json.loads((ckpt / "training_args.json").read_text()).get("recipe")})  # fmt: skip
+    if method == "hpm" and config.get("hard_patches_mining", True) and "hpm_spearman" not in record:
         held_out = __import__("datasets").load_dataset("parquet", data_files=str(out / "data" / "val.parquet"),
                                                        split="train")  # fmt: skip
-        info.setdefault("hpm_spearman", []).append(hpm_spearman(ckpt, held_out))
+        record["hpm_spearman"] = hpm_spearman(ckpt, held_out)
     return ckpt
 
 
@@ -287,7 +308,7 @@ def summarize(results: dict) -> None:
     results["summary"] = summary
 
 
-def write_outputs(results: dict, out: Path) -> None:
+def write_outputs(results: dict, out: Path, quiet: bool = False) -> None:
     summary = results.get("summary", {})
     fractions = [f"{f:g}" for f in results["fractions"]]
     lines = [f"budget `{results['budget']}`: pretraining {results['pretrain_epochs']} epoch(s), fine-tuning "
@@ -311,13 +332,20 @@ def write_outputs(results: dict, out: Path) -> None:
                 text.append(f"{100 * c['mean']:.1f} +- {100 * c['std']:.1f}{gain}")
             lines.append(f"| {name} | " + " | ".join(text) + " |")
         lines.append("")
-    spear = {n: i["hpm_spearman"] for n, i in results["rows"].items() if "hpm_spearman" in i}
-    for name, values in spear.items():
-        lines.append(f"HPM Spearman ({name}): {np.mean(values):.3f} (per seed {[round(v, 3) for v in values]})")
+    for name, info in results["rows"].items():
+        spear = [r["hpm_spearman"] for r in info.get("pretrain", {}).values() if "hpm_spearman" in r]
+        if spear:
+            lines.append(f"HPM Spearman ({name}): {np.mean(spear):.3f} (per seed {[round(v, 3) for v in spear]})")
+    minutes = {n: [r["seconds"] / 60 for r in i.get("pretrain", {}).values()] for n, i in results["rows"].items()}
+    lines.append(
+        "Pretraining minutes per seed: " + ", ".join(f"{n} {np.mean(m):.1f}" for n, m in minutes.items() if m)
+    )
+    lines.append(f"Wall time: {results['wall_seconds'] / 60:.0f} min on {results['machine']}.")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     (out / "results.json").write_text(json.dumps(results, indent=2))
     plot(summary, fractions, out / "results.png")
-    print("\n".join(lines) + f"\nWritten to {out / 'results.md'}")
+    if not quiet:
+        print("\n".join(lines) + f"\nWritten to {out / 'results.md'}")
 
 
 def plot(summary: dict, fractions: list[str], path: Path) -> None:
@@ -347,7 +375,8 @@ def plot(summary: dict, fractions: list[str], path: Path) -> None:
         ax.set_xlabel("labels")
         ax.set_ylabel("top-1 (%)")
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=8)
+    if axes[0][-1].get_legend_handles_labels()[0]:
+        axes[0][-1].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
