@@ -318,6 +318,7 @@ def pretraining_picture(model, batch: dict, max_images: int = 4):
 
     MaskFeat: input | masked input | HOG target | HOG prediction (masked patches). SimMIM: input | masked input | reconstruction.
     HPM / MAE: input | masked input | reconstruction (visible patches pasted back) | predicted-loss heat map.
+    Pixel targets (either method) show the reconstruction; teacher-feature targets only input and mask.
     """
     was_training = model.training
     model.eval()
@@ -337,7 +338,8 @@ def pretraining_picture(model, batch: dict, max_images: int = 4):
     for i in range(len(pixel_values)):
         image = denormalize(pixel_values[i])
         row = [image, mask_overlay(image, mask[i], grid)]
-        if model_type == "maskfeat":
+        target_kind = getattr(model.config, "target", "pixel")
+        if model_type == "maskfeat" and target_kind in ("hog", "hog+pixel"):
             nbins, cells = model.config.hog_nbins, patch // model.config.hog_cell_size
             # the prediction is drawn on masked patches only (the loss ignores the others), normalised per
             # (channel, cell) like the targets so that orientations, not magnitudes, are compared
@@ -352,14 +354,14 @@ def pretraining_picture(model, batch: dict, max_images: int = 4):
             row.append(denormalize(out.reconstruction[i]))
         else:
             prediction = out.logits[i : i + 1].float()
-            if getattr(model.config, "target", "pixel") == "pixel":
+            if target_kind == "pixel":
                 target = patchify(pixel_values[i : i + 1].float(), patch)
                 if model.config.norm_pix_loss:  # undo the per-patch normalisation with the true statistics
                     mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
                     prediction = prediction * (var + 1e-6) ** 0.5 + mean
                 merged = torch.where(mask[i : i + 1, :, None], prediction, target)
                 row.append(denormalize(unpatchify(merged, patch, (height, width))[0]))
-            if out.predicted_patch_loss is not None:
+            if getattr(out, "predicted_patch_loss", None) is not None:
                 row.append(heatmap(out.predicted_patch_loss[i], grid, (height, width)))
         rows.append(row)
     return image_grid(rows, upscale=max(1, 128 // height))

@@ -218,9 +218,10 @@ def main(argv=None) -> dict:
     return results
 
 
-def prepare_row(row: str, seed: int, out: Path, epochs: float, args, results: dict) -> Path:
-    """The row's checkpoint for ``seed``: pretrained with its method, or (scratch) saved at initialisation."""
-    method, config = ROWS[row]
+def prepare_row(row: str, seed: int, out: Path, epochs: float, args, results: dict, spec=None) -> Path:
+    """The row's checkpoint for ``seed``: pretrained with its method, or (scratch) saved at initialisation.
+    ``spec`` = ``(method, config)`` for rows outside :data:`ROWS` (the ablation study's variants)."""
+    method, config = spec or ROWS[row]
     ckpt = out / f"seed{seed}" / row
     info = results["rows"].setdefault(row, {"method": method, "scratch_row": SCRATCH_OF.get(row)})
     if row.startswith("scratch"):
