@@ -17,8 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from . import label_efficiency as le
 
 _MASKFEAT = le.ROWS["maskfeat"][1]
@@ -52,26 +50,10 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> dict:
-    import datasets
-
     args = parse_args(argv)
-    if not Path(args.train_file).is_file():
-        raise FileNotFoundError(
-            f"--train_file {args.train_file} does not exist (a CIFAR-10 parquet with image/label)."
-        )
     budget = BUDGETS[args.budget]
     out = Path(args.output_dir)
-    data = out / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    full = datasets.load_dataset("parquet", data_files=args.train_file, split="train")
-    held_idx, rest_idx, subsets_idx = le.split_rows(
-        np.asarray(full["label"]), args.val_size, [args.fraction], args.seed
-    )
-    held_out = full.select(held_idx)
-    full.select(rest_idx).to_parquet(str(data / "pretrain.parquet"))
-    held_out.to_parquet(str(data / "val.parquet"))
-    labelled = {args.fraction: full.select(subsets_idx[args.fraction])}
-    labelled[args.fraction].to_parquet(str(data / f"labels_{args.fraction:g}.parquet"))
+    held_out, labelled = le.write_splits(args.train_file, out, args.val_size, [args.fraction], args.seed)
     options = argparse.Namespace(fractions=[args.fraction], batch_size=args.batch_size, cpu=args.cpu, resume=False,
                                  knn_k=20, test_file=None)  # fmt: skip
     results: dict = {"command": " ".join(["python", "-m", "hf_mim.experiments.ablations", *(argv or sys.argv[1:])]),

@@ -153,23 +153,20 @@ def knn_top1(checkpoint: Path, labelled, held_out, k: int) -> float:
     return knn_accuracy(bank, labelled["label"], queries, held_out["label"], k=min(k, len(bank)))
 
 
-def main(argv=None) -> dict:
+def write_splits(train_file: str, out: Path, val_size: int, fractions, seed: int):
+    """Splits ``train_file`` (:func:`split_rows`) and writes ``out/data/{pretrain,val,labels_<f>}.parquet``.
+
+    Returns:
+        ``(held_out, {fraction: labelled subset})`` as ``datasets.Dataset`` objects.
+    """
     import datasets
 
-    args = parse_args(argv)
-    if not Path(args.train_file).is_file():
-        raise FileNotFoundError(
-            f"--train_file {args.train_file} does not exist (a CIFAR-10 parquet with image/label)."
-        )
-    budget = BUDGETS[args.budget]
-    seeds = [args.seed + i for i in range(args.seeds or budget["seeds"])]
-    pretrain_epochs = args.pretrain_epochs if args.pretrain_epochs is not None else budget["pretrain"]
-    out = Path(args.output_dir)
+    if not Path(train_file).is_file():
+        raise FileNotFoundError(f"--train_file {train_file} does not exist (a CIFAR-10 parquet with image/label).")
     data_dir = out / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    full = datasets.load_dataset("parquet", data_files=args.train_file, split="train")
-    labels = np.asarray(full["label"])
-    held_idx, rest_idx, subset_idx = split_rows(labels, args.val_size, args.fractions, args.seed)
+    full = datasets.load_dataset("parquet", data_files=train_file, split="train")
+    held_idx, rest_idx, subset_idx = split_rows(np.asarray(full["label"]), val_size, fractions, seed)
     held_out = full.select(held_idx)
     full.select(rest_idx).to_parquet(str(data_dir / "pretrain.parquet"))
     held_out.to_parquet(str(data_dir / "val.parquet"))
@@ -177,12 +174,22 @@ def main(argv=None) -> dict:
     for fraction, idx in subset_idx.items():
         subsets[fraction] = full.select(idx)
         subsets[fraction].to_parquet(str(data_dir / f"labels_{fraction:g}.parquet"))
+    return held_out, subsets
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    budget = BUDGETS[args.budget]
+    seeds = [args.seed + i for i in range(args.seeds or budget["seeds"])]
+    pretrain_epochs = args.pretrain_epochs if args.pretrain_epochs is not None else budget["pretrain"]
+    out = Path(args.output_dir)
+    held_out, subsets = write_splits(args.train_file, out, args.val_size, args.fractions, args.seed)
     started = time.perf_counter()
     results: dict = {
         "command": " ".join(["python", "-m", "hf_mim.experiments.label_efficiency", *(argv or sys.argv[1:])]),
         "budget": args.budget, "seeds": seeds, "pretrain_epochs": pretrain_epochs,
         "finetune_epochs": list(budget["finetune"]), "linear_epochs": list(budget["linear"]),
-        "fractions": args.fractions, "train_file": str(args.train_file), "held_out_rows": len(held_idx),
+        "fractions": args.fractions, "train_file": str(args.train_file), "held_out_rows": len(held_out),
         "machine": f"{platform.platform()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
         "rows": {}, "runs": [], "wall_seconds": 0.0,
     }  # fmt: skip
