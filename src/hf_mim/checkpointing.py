@@ -36,6 +36,7 @@ __all__ = [
     "save_checkpoint",
     "verify_checkpoint",
     "write_json_atomic",
+    "write_text_atomic",
 ]
 
 #: Written last by every command that produces a final output folder: its presence means the folder is complete.
@@ -62,12 +63,17 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Writes valid JSON (non-finite floats become null) to a temporary file, then renames it into place."""
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Writes ``text`` to a temporary file beside ``path``, then renames it into place (a reader never sees half)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(_json_safe(data), indent=2, allow_nan=False, default=str))
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    """Writes valid JSON (non-finite floats become null) atomically (:func:`write_text_atomic`)."""
+    write_text_atomic(path, json.dumps(_json_safe(data), indent=2, allow_nan=False, default=str))
 
 
 def _sha256(path: Path) -> str:

@@ -5,18 +5,26 @@ loss, each pretrained like a label-efficiency row and scored by kNN and fine-tun
 
 Every variant is the label-efficiency experiment's small ViT (32 px, patch 4) with one switch changed
 (``VARIANTS``), pretrained on the same non-held-out rows for the budget's epochs, then evaluated with the same
-protocols on the same held-out rows (hf_mim.experiments.label_efficiency does the work). Writes ``results.json``
-and ``results.md`` to ``--output_dir``.
+protocols on the same held-out rows (hf_mim.experiments.label_efficiency does the work), for several seeds. Each
+variant is compared with its method's reference (``REFERENCE``: the setting of the label-efficiency row) seed by
+seed: same split, same seed, one switch apart. Writes ``results.json`` (every run, mean +- std over seeds and the
+paired differences), ``results.md`` (the table) and ``results.png`` to ``--output_dir``; ``--resume`` continues a
+killed run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from ..checkpointing import write_json_atomic, write_text_atomic
 from . import label_efficiency as le
 
 _MASKFEAT = le.ROWS["maskfeat"][1]
@@ -31,8 +39,12 @@ VARIANTS = {
     "simmim mask_patch_size=16": ("simmim", {**_SIMMIM, "mask_patch_size": 16}, "mask_patch_size"),
     "simmim loss=l2": ("simmim", {**_SIMMIM, "loss": "l2"}, "loss"),
 }
-BUDGETS = {"smoke": {"pretrain": 0.02, "finetune": (1, 1), "linear": (1, 1)},
-           "short": {"pretrain": 1, "finetune": (4, 4), "linear": (3, 3)}}  # fmt: skip
+#: The variant each method's others are compared with: the label-efficiency row's setting (HOG; L1 on an 8 px cell).
+REFERENCE = {"maskfeat": "maskfeat target=hog", "simmim": "simmim mask_patch_size=8"}
+PROTOCOLS = ("knn", "finetune")
+#: pretraining epochs; fine-tuning (and unused linear) epochs as in label_efficiency.BUDGETS; default seeds.
+BUDGETS = {"smoke": {"pretrain": 0.02, "finetune": (1, 1), "linear": (1, 1), "seeds": 1},
+           "short": {"pretrain": 1, "finetune": (4, 4), "linear": (3, 3), "seeds": 3}}  # fmt: skip
 
 
 def parse_args(argv=None):
@@ -42,48 +54,154 @@ def parse_args(argv=None):
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--fraction", type=float, default=0.1)
     p.add_argument("--budget", default="short", choices=list(BUDGETS))
+    p.add_argument("--seeds", type=int, help="number of seeds (default: the budget's)")
     p.add_argument("--val_size", type=int, default=5000)
     p.add_argument("--batch_size", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the split; run seeds are seed, seed + 1, ...")
     p.add_argument("--cpu", action="store_true")
-    return p.parse_args(argv)
+    p.add_argument("--resume", action="store_true",
+                   help="continue a killed run in --output_dir: finished runs and pretrained checkpoints are kept")  # fmt: skip
+    args = p.parse_args(argv)
+    if not 0 < args.fraction < 1:
+        p.error(f"--fraction must be in (0, 1), got {args.fraction}")
+    if args.seeds is not None and args.seeds < 1:
+        p.error(f"--seeds must be >= 1, got {args.seeds}")
+    return args
+
+
+def variant_key(name: str) -> str:
+    """Folder-safe name: ``maskfeat target=hog+pixel`` -> ``maskfeat_target-hog_pixel``."""
+    return name.replace(" ", "_").replace("=", "-").replace("+", "_")
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
     budget = BUDGETS[args.budget]
+    seeds = [args.seed + i for i in range(args.seeds or budget["seeds"])]
     out = Path(args.output_dir)
     held_out, labelled = le.write_splits(args.train_file, out, args.val_size, [args.fraction], args.seed)
-    options = argparse.Namespace(fractions=[args.fraction], batch_size=args.batch_size, cpu=args.cpu, resume=False,
-                                 knn_k=20, test_file=None)  # fmt: skip
-    results: dict = {"command": " ".join(["python", "-m", "hf_mim.experiments.ablations", *(argv or sys.argv[1:])]),
-                     "budget": args.budget, "fraction": args.fraction, "seed": args.seed, "variants": {}}  # fmt: skip
+    options = argparse.Namespace(fractions=[args.fraction], batch_size=args.batch_size, cpu=args.cpu,
+                                 resume=args.resume, knn_k=20, test_file=None)  # fmt: skip
+    results: dict = {
+        "command": " ".join(["python", "-m", "hf_mim.experiments.ablations", *(argv or sys.argv[1:])]),
+        "budget": args.budget, "pretrain_epochs": budget["pretrain"], "finetune_epochs": budget["finetune"][0],
+        "fraction": args.fraction, "seeds": seeds, "train_file": str(args.train_file), "held_out_rows": len(held_out),
+        "machine": f"{platform.platform()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+        "reference": REFERENCE, "rows": {}, "runs": [], "wall_seconds": 0.0,
+    }  # fmt: skip
+    earlier = 0.0
+    if args.resume and (out / "results.json").is_file():
+        saved = json.loads((out / "results.json").read_text())
+        if any(saved.get(k) != results[k] for k in ("budget", "seeds", "fraction", "train_file")):
+            raise ValueError(f"--resume: {out / 'results.json'} is another study (budget, seeds, fraction or data "
+                             "differ); use another --output_dir.")  # fmt: skip
+        results["rows"], results["runs"], earlier = saved["rows"], saved["runs"], saved.get("wall_seconds", 0.0)
+        results["command"] = saved["command"]
+    done = {(r["variant"], r["seed"]) for r in results["runs"]}
     started = time.perf_counter()
-    for name in args.variants:
-        method, config, switch = VARIANTS[name]
-        key = name.replace(" ", "_").replace("=", "-").replace("+", "_")
-        info: dict = {"rows": {}}
-        ckpt = le.prepare_row(key, args.seed, out, budget["pretrain"], options, info, spec=(method, config))
-        row = {"switch": switch, "pretrain": info["rows"][key]["pretrain"][str(args.seed)]}
-        for protocol in ("knn", "finetune"):
-            row[protocol], _ = le.evaluate_row(protocol, ckpt, args.fraction, labelled, held_out, budget, args.seed,
-                                               out, key, options)  # fmt: skip
-        results["variants"][name] = row
-        results["wall_seconds"] = round(time.perf_counter() - started, 1)
-        write_outputs(results, out)
+    for seed in seeds:  # seed-major: a killed study has whole seeds to compare
+        for name in args.variants:
+            if (name, seed) in done:
+                continue
+            method, config, _ = VARIANTS[name]
+            key = variant_key(name)
+            ckpt = le.prepare_row(key, seed, out, budget["pretrain"], options, results, spec=(method, config))
+            pretrained = results["rows"][key]["pretrain"][str(seed)]
+            run = {"variant": name, "seed": seed, "pretrain_loss": pretrained["final_loss"],
+                   "pretrain_seconds": pretrained["seconds"]}  # fmt: skip
+            for protocol in PROTOCOLS:
+                run[protocol], _ = le.evaluate_row(protocol, ckpt, args.fraction, labelled, held_out, budget, seed,
+                                                   out, key, options)  # fmt: skip
+            results["runs"].append(run)
+            results["wall_seconds"] = round(earlier + time.perf_counter() - started, 1)
+            summarize(results)
+            write_outputs(results, out, quiet=True)  # after every run: a killed study keeps what it did
+    summarize(results)
+    write_outputs(results, out)
     return results
 
 
-def write_outputs(results: dict, out: Path) -> None:
-    lines = [f"budget `{results['budget']}`, seed {results['seed']}, {results['fraction'] * 100:g}% labels; top-1 % "
-             "on the held-out rows", "", "| variant | switch | pretraining loss | kNN | fine-tune | pretraining min |",
+def summarize(results: dict) -> None:
+    """``results["summary"][variant][protocol]`` = mean +- std over seeds and, for a variant that is not its
+    method's reference, ``delta`` = mean +- std of the per-seed differences to the reference (paired: same seed and
+    split, so the spread that both share cancels)."""
+    by_seed: dict = {}
+    for run in results["runs"]:
+        by_seed.setdefault(run["variant"], {})[run["seed"]] = run
+    summary: dict = {}
+    for name, runs in by_seed.items():
+        cells = {p: le.mean_std([r[p] for r in runs.values()]) for p in PROTOCOLS}
+        cells["pretrain_loss"] = le.mean_std([r["pretrain_loss"] for r in runs.values()])
+        reference = by_seed.get(results["reference"][VARIANTS[name][0]], {})
+        common = sorted(set(runs) & set(reference))
+        if name not in results["reference"].values() and common:
+            for p in PROTOCOLS:
+                cells[p]["delta"] = le.mean_std([runs[s][p] - reference[s][p] for s in common])
+        summary[name] = cells
+    results["summary"] = summary
+
+
+def _cell(cell: dict) -> str:
+    text = f"{100 * cell['mean']:.1f} +- {100 * cell['std']:.1f}"
+    if "delta" in cell:
+        text += f" ({100 * cell['delta']['mean']:+.1f} +- {100 * cell['delta']['std']:.1f})"
+    return text
+
+
+def write_outputs(results: dict, out: Path, quiet: bool = False) -> None:
+    summary = results.get("summary", {})
+    lines = [f"budget `{results['budget']}`: pretraining {results['pretrain_epochs']} epoch(s), fine-tuning "
+             f"{results['finetune_epochs']} epochs at {results['fraction'] * 100:g}% of the labels, seeds "
+             f"{results['seeds']}; top-1 % on {results['held_out_rows']} held-out rows, mean +- std over seeds "
+             "(in brackets: paired difference to the method's reference, mean +- std over seeds)", "",
+             "| variant | switch | pretraining loss | kNN | fine-tune | pretraining min |",
              "|---|---|---:|---:|---:|---:|"]  # fmt: skip
-    for name, row in results["variants"].items():
-        lines.append(f"| {name} | {row['switch']} | {row['pretrain']['final_loss']:.4f} | {100 * row['knn']:.1f} | "
-                     f"{100 * row['finetune']:.1f} | {row['pretrain']['seconds'] / 60:.1f} |")  # fmt: skip
-    (out / "results.md").write_text("\n".join(lines) + "\n")
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    print("\n".join(lines))
+    for name, cells in summary.items():
+        minutes = np.mean([r["pretrain_seconds"] for r in results["runs"] if r["variant"] == name]) / 60
+        reference = " (reference)" if name in results["reference"].values() else ""
+        lines.append(f"| {name}{reference} | {VARIANTS[name][2]} | {cells['pretrain_loss']['mean']:.4f} | "
+                     f"{_cell(cells['knn'])} | {_cell(cells['finetune'])} | {minutes:.1f} |")  # fmt: skip
+    lines += ["", "Pretraining losses of different targets or losses are not comparable with each other.",
+              f"Wall time: {results['wall_seconds'] / 60:.0f} min on {results['machine']}."]  # fmt: skip
+    write_text_atomic(out / "results.md", "\n".join(lines) + "\n")
+    write_json_atomic(out / "results.json", results)
+    plot(results, out / "results.png")
+    if not quiet:
+        print("\n".join(lines) + f"\nWritten to {out / 'results.md'}")
+
+
+def plot(results: dict, path: Path) -> None:
+    """One bar per variant and protocol (mean over seeds, error bar = std, dots = the seeds); needs matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no results.png (pip install 'hf_mim[analysis]').")
+        return
+    summary = results.get("summary", {})
+    names = list(summary)
+    colours = {"maskfeat": "tab:blue", "simmim": "tab:orange"}
+    fig, axes = plt.subplots(1, len(PROTOCOLS), figsize=(5.2 * len(PROTOCOLS), 0.45 * len(names) + 1.4),
+                             squeeze=False, sharey=True)  # fmt: skip
+    ys = np.arange(len(names))[::-1]
+    for ax, protocol in zip(axes[0], PROTOCOLS):
+        for y, name in zip(ys, names):
+            cell = summary[name][protocol]
+            hatch = "//" if name in results["reference"].values() else None
+            ax.barh(y, 100 * cell["mean"], xerr=100 * cell["std"], color=colours.get(VARIANTS[name][0], "grey"),
+                    alpha=0.6, hatch=hatch, capsize=3)  # fmt: skip
+            ax.plot([100 * v for v in cell["runs"]], [y] * len(cell["runs"]), "k.", markersize=4)
+        low = min(100 * min(summary[n][protocol]["runs"]) for n in names)
+        ax.set_xlim(max(0.0, low - 5), None)
+        ax.set_title(f"{protocol} top-1 (%), {results['fraction'] * 100:g}% labels")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(ys, names)
+    fig.suptitle(f"ablations, budget {results['budget']}, seeds {results['seeds']} (hatched: reference)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def run(argv=None) -> int:

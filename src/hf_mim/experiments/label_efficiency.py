@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..checkpointing import write_json_atomic, write_text_atomic
 from ..cli import finetune, pretrain
 
 #: The CIFAR-10 training parquet next to a checkout of the project (relative to the working directory).
@@ -349,8 +350,8 @@ def write_outputs(results: dict, out: Path, quiet: bool = False) -> None:
         "Pretraining minutes per seed: " + ", ".join(f"{n} {np.mean(m):.1f}" for n, m in minutes.items() if m)
     )
     lines.append(f"Wall time: {results['wall_seconds'] / 60:.0f} min on {results['machine']}.")
-    (out / "results.md").write_text("\n".join(lines) + "\n")
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    write_text_atomic(out / "results.md", "\n".join(lines) + "\n")
+    write_json_atomic(out / "results.json", results)
     plot(summary, fractions, out / "results.png")
     if not quiet:
         print("\n".join(lines) + f"\nWritten to {out / 'results.md'}")
