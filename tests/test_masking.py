@@ -76,6 +76,13 @@ def test_simmim_divisibility_errors(kwargs, name):
         SimMIMMaskGenerator(**kwargs)
 
 
+def test_simmim_refuses_a_mask_that_hides_every_cell():
+    # 32 px cells on a 32 px image: one cell, ceil(0.6) = 1 masked, the encoder would see nothing
+    with pytest.raises(ValueError, match="mask all 1 cell"):
+        SimMIMMaskGenerator(input_size=32, mask_patch_size=32, model_patch_size=4, mask_ratio=0.6)
+    assert SimMIMMaskGenerator(input_size=32, mask_patch_size=8, model_patch_size=4, mask_ratio=0.6)().mean() < 1
+
+
 def test_random_bad_parameters():
     with pytest.raises(ValueError, match="num_patches"):
         RandomMaskGenerator(0, 0.5)

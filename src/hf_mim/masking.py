@@ -169,6 +169,12 @@ class SimMIMMaskGenerator(MaskGenerator):
         self.scale = self.mask_patch_size // self.model_patch_size
         self.coarse_patches = self.coarse_grid[0] * self.coarse_grid[1]
         self.num_masked_cells = int(math.ceil(self.coarse_patches * self.mask_ratio))
+        if self.num_masked_cells >= self.coarse_patches:
+            raise ValueError(
+                f"`mask_patch_size` ({self.mask_patch_size}) and `mask_ratio` ({self.mask_ratio}) mask all "
+                f"{self.coarse_patches} cell(s) of a {self.input_size[0]}x{self.input_size[1]} input, leaving the "
+                "encoder nothing to see; use a smaller `mask_patch_size` or `mask_ratio`."
+            )
 
     @property
     def num_patches(self) -> int:

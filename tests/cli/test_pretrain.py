@@ -190,6 +190,23 @@ def test_dry_run_prints_the_recipe_and_explicit_flags_win(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_config_file_keeps_its_mask_settings_under_the_main_recipe(tmp_path):
+    # the main recipe (simmim-vit-b-800ep: 32 px cells) fills mask settings only where the file is silent
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps({"backbone": "vit", "mask_patch_size": 8, "encoder_config": {
+        "image_size": 32, "patch_size": 4, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+        "intermediate_size": 64}}))  # fmt: skip
+    args = pretrain.parse_args(
+        ["--method", "simmim", "--config_file", str(config_file), "--output_dir", str(tmp_path)]
+    )
+    assert args.recipe == "simmim-vit-b-800ep"
+    config = pretrain.build_model(args).config
+    assert config.mask_patch_size == 8 and config.mask_ratio == 0.6
+    args = pretrain.parse_args(["--method", "simmim", "--config_file", str(config_file), "--output_dir", str(tmp_path),
+                                "--config_overrides", "mask_patch_size=16"])  # fmt: skip
+    assert pretrain.build_model(args).config.mask_patch_size == 16
+
+
 def test_a_preset_gets_the_main_recipe_and_the_demo_keeps_its_own():
     args = pretrain.parse_args(["--method", "hpm", "--preset", "base"])
     assert args.recipe == "hpm-vit-b-800ep" and args.num_train_epochs == 800 and args.max_grad_norm == 5.0

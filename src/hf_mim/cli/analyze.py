@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -91,10 +92,10 @@ def mask_study(num_masks: int, seed: int) -> dict:
     table = {}
     for size in tqdm(MASK_PATCH_SIZES, desc="mask study"):
         for ratio in MASK_RATIOS:
-            generator = SimMIMMaskGenerator(192, size, min(size, 4), ratio)
-            if generator.num_masked_cells >= generator.coarse_patches:  # nothing visible: AvgDist undefined
+            if math.ceil((192 // size) ** 2 * ratio) >= (192 // size) ** 2:  # nothing visible: AvgDist undefined
                 table[f"{size}/{ratio:g}"] = None
                 continue
+            generator = SimMIMMaskGenerator(192, size, min(size, 4), ratio)
             table[f"{size}/{ratio:g}"] = analysis.mask_statistics(
                 generator, num_masks, seed=seed, pixel_size=min(size, 4)
             )

@@ -42,6 +42,7 @@ VARIANTS = {
 #: The variant each method's others are compared with: the label-efficiency row's setting (HOG; L1 on an 8 px cell).
 REFERENCE = {"maskfeat": "maskfeat target=hog", "simmim": "simmim mask_patch_size=8"}
 PROTOCOLS = ("knn", "finetune")
+PROTOCOL_NAMES = {"knn": "kNN", "finetune": "fine-tune"}
 #: pretraining epochs; fine-tuning (and unused linear) epochs as in label_efficiency.BUDGETS; default seeds.
 BUDGETS = {"smoke": {"pretrain": 0.02, "finetune": (1, 1), "linear": (1, 1), "seeds": 1},
            "short": {"pretrain": 1, "finetune": (4, 4), "linear": (3, 3), "seeds": 3}}  # fmt: skip
@@ -171,7 +172,8 @@ def write_outputs(results: dict, out: Path, quiet: bool = False) -> None:
 
 
 def plot(results: dict, path: Path) -> None:
-    """One bar per variant and protocol (mean over seeds, error bar = std, dots = the seeds); needs matplotlib."""
+    """One row per variant and panel per protocol: mean over seeds with std error bars, small dots for the seeds,
+    references drawn as squares (needs matplotlib). Points, not bars: the axis does not start at zero."""
     try:
         import matplotlib
 
@@ -189,16 +191,14 @@ def plot(results: dict, path: Path) -> None:
     for ax, protocol in zip(axes[0], PROTOCOLS):
         for y, name in zip(ys, names):
             cell = summary[name][protocol]
-            hatch = "//" if name in results["reference"].values() else None
-            ax.barh(y, 100 * cell["mean"], xerr=100 * cell["std"], color=colours.get(VARIANTS[name][0], "grey"),
-                    alpha=0.6, hatch=hatch, capsize=3)  # fmt: skip
-            ax.plot([100 * v for v in cell["runs"]], [y] * len(cell["runs"]), "k.", markersize=4)
-        low = min(100 * min(summary[n][protocol]["runs"]) for n in names)
-        ax.set_xlim(max(0.0, low - 5), None)
-        ax.set_title(f"{protocol} top-1 (%), {results['fraction'] * 100:g}% labels")
+            marker = "s" if name in results["reference"].values() else "o"
+            ax.errorbar(100 * cell["mean"], y, xerr=100 * cell["std"], fmt=marker, capsize=3,
+                        color=colours.get(VARIANTS[name][0], "grey"))  # fmt: skip
+            ax.plot([100 * v for v in cell["runs"]], [y] * len(cell["runs"]), "k.", markersize=3, alpha=0.5)
+        ax.set_title(f"{PROTOCOL_NAMES[protocol]} top-1 (%), {results['fraction'] * 100:g}% labels")
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].set_yticks(ys, names)
-    fig.suptitle(f"ablations, budget {results['budget']}, seeds {results['seeds']} (hatched: reference)", fontsize=9)
+    fig.suptitle(f"ablations, budget {results['budget']}, seeds {results['seeds']} (squares: references)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

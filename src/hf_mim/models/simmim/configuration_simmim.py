@@ -8,6 +8,7 @@ from transformers import AutoConfig, BeitConfig, PreTrainedConfig, SwinConfig, V
 from transformers.configuration_utils import SubConfigSpec
 
 from ...configuration_utils import VIT_SIZES
+from ...masking import SimMIMMaskGenerator
 from ...modeling_utils import check_choice, check_vit_sizes
 
 BACKBONES = ("vit", "swin", "beit")
@@ -240,6 +241,8 @@ class SimMIMConfig(PreTrainedConfig):
             raise ValueError(f"image_size ({image_size}) must be divisible by encoder_stride ({self.encoder_stride}).")
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError(f"`mask_ratio` must be in (0, 1), got {self.mask_ratio!r}.")
+        if self.mask_strategy == "random":  # refuses a mask that hides every cell (e.g. 32 px cells on 32 px images)
+            SimMIMMaskGenerator(image_size, self.mask_patch_size, encoder.patch_size, self.mask_ratio)
         check_choice("pooling", self.pooling, ("mean", "cls"))
         if self.use_fc_norm and self.backbone == "swin":
             raise ValueError("`use_fc_norm=True` is for the ViT backbones; Swin's head is its final norm, then the mean "
