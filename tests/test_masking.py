@@ -81,6 +81,8 @@ def test_simmim_refuses_a_mask_that_hides_every_cell():
     with pytest.raises(ValueError, match="mask all 1 cell"):
         SimMIMMaskGenerator(input_size=32, mask_patch_size=32, model_patch_size=4, mask_ratio=0.6)
     assert SimMIMMaskGenerator(input_size=32, mask_patch_size=8, model_patch_size=4, mask_ratio=0.6)().mean() < 1
+    assert SimMIMMaskGenerator.hides_every_cell(32, 32, 0.6) and SimMIMMaskGenerator.hides_every_cell(192, 64, 0.9)
+    assert not SimMIMMaskGenerator.hides_every_cell(192, 64, 0.8)  # ceil(9 * 0.8) = 8 of 9 cells
 
 
 def test_random_bad_parameters():

@@ -169,12 +169,20 @@ class SimMIMMaskGenerator(MaskGenerator):
         self.scale = self.mask_patch_size // self.model_patch_size
         self.coarse_patches = self.coarse_grid[0] * self.coarse_grid[1]
         self.num_masked_cells = int(math.ceil(self.coarse_patches * self.mask_ratio))
-        if self.num_masked_cells >= self.coarse_patches:
+        if self.hides_every_cell(self.input_size, self.mask_patch_size, self.mask_ratio):
             raise ValueError(
                 f"`mask_patch_size` ({self.mask_patch_size}) and `mask_ratio` ({self.mask_ratio}) mask all "
                 f"{self.coarse_patches} cell(s) of a {self.input_size[0]}x{self.input_size[1]} input, leaving the "
                 "encoder nothing to see; use a smaller `mask_patch_size` or `mask_ratio`."
             )
+
+    @staticmethod
+    def hides_every_cell(input_size: int | tuple[int, int], mask_patch_size: int, mask_ratio: float) -> bool:
+        """Whether ``ceil(cells * mask_ratio)`` is every cell of the grid (nothing left visible); such masks are
+        refused by the constructor."""
+        height, width = _as_hw("input_size", input_size)
+        cells = (height // mask_patch_size) * (width // mask_patch_size)
+        return math.ceil(cells * mask_ratio) >= cells
 
     @property
     def num_patches(self) -> int:

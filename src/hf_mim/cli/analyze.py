@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -92,7 +91,7 @@ def mask_study(num_masks: int, seed: int) -> dict:
     table = {}
     for size in tqdm(MASK_PATCH_SIZES, desc="mask study"):
         for ratio in MASK_RATIOS:
-            if math.ceil((192 // size) ** 2 * ratio) >= (192 // size) ** 2:  # nothing visible: AvgDist undefined
+            if SimMIMMaskGenerator.hides_every_cell(192, size, ratio):  # nothing visible: AvgDist undefined
                 table[f"{size}/{ratio:g}"] = None
                 continue
             generator = SimMIMMaskGenerator(192, size, min(size, 4), ratio)

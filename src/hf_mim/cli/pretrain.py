@@ -201,9 +201,8 @@ def build_model(args):
             raise ValueError("--config_overrides cannot change a checkpoint's architecture (--model_name_or_path).")
         return training.build_model(args.method, model_name_or_path=args.model_name_or_path)
     recipe = recipe_of(args)
-    if (
-        recipe is not None
-    ):  # the recipe's loss and mask settings, where --config_file and --config_overrides are silent
+    # the recipe's loss and mask settings, where --config_file and --config_overrides are silent
+    if recipe is not None:
         written = set(json.loads(Path(args.config_file).read_text())) if args.config_file else set()
         keys = [k for k in RECIPE_CONFIG_KEYS if k in recipe.values and k not in written]
         overrides = {**{k: recipe[k] for k in keys}, **overrides}

@@ -15,7 +15,6 @@ killed run.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -90,14 +89,8 @@ def main(argv=None) -> dict:
         "machine": f"{platform.platform()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
         "reference": REFERENCE, "rows": {}, "runs": [], "wall_seconds": 0.0,
     }  # fmt: skip
-    earlier = 0.0
-    if args.resume and (out / "results.json").is_file():
-        saved = json.loads((out / "results.json").read_text())
-        if any(saved.get(k) != results[k] for k in ("budget", "seeds", "fraction", "train_file")):
-            raise ValueError(f"--resume: {out / 'results.json'} is another study (budget, seeds, fraction or data "
-                             "differ); use another --output_dir.")  # fmt: skip
-        results["rows"], results["runs"], earlier = saved["rows"], saved["runs"], saved.get("wall_seconds", 0.0)
-        results["command"] = saved["command"]
+    keys = ("budget", "seeds", "fraction", "train_file")
+    earlier = le.resume_results(out, results, keys, "study") if args.resume else 0.0
     done = {(r["variant"], r["seed"]) for r in results["runs"]}
     started = time.perf_counter()
     for seed in seeds:  # seed-major: a killed study has whole seeds to compare

@@ -194,17 +194,8 @@ def main(argv=None) -> dict:
         "machine": f"{platform.platform()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
         "rows": {}, "runs": [], "wall_seconds": 0.0,
     }  # fmt: skip
-    earlier = 0.0
-    if args.resume and (out / "results.json").is_file():
-        saved = json.loads((out / "results.json").read_text())
-        same = all(
-            saved.get(k) == results[k] for k in ("budget", "seeds", "pretrain_epochs", "fractions", "train_file")
-        )
-        if not same:
-            raise ValueError(f"--resume: {out / 'results.json'} is another experiment (budget, seeds, epochs, "
-                             "fractions or data differ); use another --output_dir.")  # fmt: skip
-        results["rows"], results["runs"], earlier = saved["rows"], saved["runs"], saved.get("wall_seconds", 0.0)
-        results["command"] = saved["command"]
+    keys = ("budget", "seeds", "pretrain_epochs", "fractions", "train_file")
+    earlier = resume_results(out, results, keys, "experiment") if args.resume else 0.0
     done = {(r["row"], r["seed"], r["protocol"], r["fraction"]) for r in results["runs"]}
     for seed in seeds:
         for row in args.rows:
@@ -224,6 +215,24 @@ def main(argv=None) -> dict:
     summarize(results)
     write_outputs(results, out)
     return results
+
+
+def resume_results(out: Path, results: dict, keys, what: str) -> float:
+    """Takes the rows, runs and command of ``out/results.json`` into ``results`` (a fresh start when there is
+    none) after checking that ``keys`` agree. Returns the wall seconds already spent.
+
+    Raises:
+        ValueError: the saved file is another ``what`` (names the keys that differ).
+    """
+    path = out / "results.json"
+    if not path.is_file():
+        return 0.0
+    saved = json.loads(path.read_text())
+    differ = [k for k in keys if saved.get(k) != results[k]]
+    if differ:
+        raise ValueError(f"--resume: {path} is another {what} ({', '.join(differ)} differ); use another --output_dir.")
+    results["rows"], results["runs"], results["command"] = saved["rows"], saved["runs"], saved["command"]
+    return saved.get("wall_seconds", 0.0)
 
 
 def prepare_row(row: str, seed: int, out: Path, epochs: float, args, results: dict, spec=None) -> Path:
