@@ -4,7 +4,7 @@
     python benchmarks/bench_finetune_augmentation.py --device cuda --batch 128
 
 One step = forward + backward + AdamW step of MaskFeatForImageClassification (mean + fc_norm head, drop path 0.1)
-with the soft-target loss; "augmented" adds hf_mim.augmentation.FinetuneAugmentation as the recipes configure it
+with the soft-target loss; "augmented" adds hf_mim.training.augmentation.FinetuneAugmentation as the recipes configure it
 (kornia RandAugment rand-m9-mstd0.5-inc1 per image, random erasing 0.25, mixup 0.8 / cutmix 1.0). Steps with and
 without augmentation alternate, so machine noise hits both alike; medians are reported. Writes
 benchmarks/results/finetune_augmentation_<device>.json.
@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from hf_mim import MaskFeatConfig, MaskFeatForImageClassification
-from hf_mim.augmentation import FinetuneAugmentation, soft_target_cross_entropy
+from hf_mim.training.augmentation import FinetuneAugmentation, soft_target_cross_entropy
 from hf_mim.image_processing import IMAGENET_MEAN, IMAGENET_STD
 
 

@@ -1,3 +1,5 @@
+import io
+
 import numpy as np
 import PIL.Image
 import pytest
@@ -5,6 +7,7 @@ import torch
 from transformers import AutoImageProcessor
 
 from hf_mim import MaskedImageProcessor
+from hf_mim.image_processing import to_rgb_image
 
 
 def test_outputs_shapes_dtypes_and_counts(photos):
@@ -147,3 +150,21 @@ def test_as_transform_errors(cifar10_rows):
     ds = cifar10_rows.select(range(4)).with_transform(processor.as_transform(image_column="img"))
     with pytest.raises(ValueError, match="image_column"):
         ds[0]
+
+
+def test_images_are_converted_by_bit_depth():
+    gradient16 = (np.arange(32 * 32).reshape(32, 32) * 64).astype(np.uint16)  # up to 65472
+    png = io.BytesIO()
+    PIL.Image.fromarray(gradient16).save(png, "PNG")
+    decoded = PIL.Image.open(png)
+    assert decoded.mode.startswith("I")
+    expected = np.rint(gradient16 / 65535 * 255).astype(np.uint8)
+    assert np.array_equal(np.asarray(to_rgb_image(decoded))[..., 0], expected)  # not all white
+    assert np.array_equal(np.asarray(to_rgb_image(gradient16))[..., 0], expected)
+    assert np.array_equal(np.asarray(to_rgb_image(gradient16.astype(np.int32)))[..., 0], expected)
+    half = PIL.Image.fromarray(np.full((4, 4), 0.5, np.float32))  # mode F
+    assert np.asarray(to_rgb_image(half))[0, 0, 0] == 128  # not black
+    assert np.asarray(to_rgb_image(np.full((4, 4, 3), 200.0)))[0, 0, 0] == 200  # 0..255 floats do not saturate
+    assert np.asarray(to_rgb_image(np.full((4, 4, 3), 100, np.int64)))[0, 0, 0] == 100  # 8-bit values in int64
+    with pytest.raises(ValueError, match="normalised already"):
+        to_rgb_image(np.full((4, 4, 3), -0.5))

@@ -15,16 +15,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoModelForMaskedImageModeling, AutoModelForPreTraining, PreTrainedModel
+from transformers import PreTrainedModel
 
-from .checkpointing import COMPLETION_FILE, write_json_atomic
 from .convert_utils import OfficialCheckpointError, load_official_checkpoint
 from .export import bundle_remote_code
 from .hub import render_model_card
-from .registry import get_model_spec
+from .registry import get_model_spec, list_models
+from .training.checkpointing import COMPLETION_FILE, write_json_atomic
 
 __all__ = [
-    "OFFICIAL_SOURCES",
+    "official_sources",
     "OfficialCheckpointError",
     "convert_official_checkpoint",
     "convert_transformers_checkpoint",
@@ -32,23 +32,19 @@ __all__ = [
     "save_converted",
 ]
 
-#: method -> the official layouts its converter reads (the first is the default when detection is not possible)
-OFFICIAL_SOURCES = {"maskfeat": ("slowfast", "mmpretrain"), "simmim": ("simmim",), "hpm": ("hpm",)}
 
-#: What the model cards say about each source: paper, the authors' reported ImageNet-1k top-1 after fine-tuning
-#: (with where it is reported), and the released files.
-OFFICIAL_CARDS = {
-    "slowfast": "facebookresearch/SlowFast (projects/maskfeat/README.md: in1k_VIT_B_MaskFeat_PT_epoch_01600.pyth "
-                "84.0 top-1 after fine-tuning, ViT-L 85.7)",
-    "mmpretrain": "open-mmlab/mmpretrain (configs/maskfeat/metafile.yml: maskfeat_vit-base-p16_8xb256-amp-coslr-"
-                  "300e_in1k, 83.4 top-1 after its 100-epoch fine-tuning)",
-    "simmim": "microsoft/SimMIM (README.md model tables: ViT-B 800 ep 83.8; Swin-B 100 ep 82.8 at 192 px / 83.5 at "
-              "224 px; Swin-B 800 ep 84.0; Swin-L 800 ep 85.4 top-1 after fine-tuning)",
-    "hpm": "Haochen-Wang409/HPM (README.md: ViT-B/16 800 ep 84.2, ViT-L/16 800 ep 85.8 top-1 after fine-tuning)",
-}  # fmt: skip
+def official_sources() -> dict[str, tuple[str, ...]]:
+    """Method -> the official layouts its converter reads (the first is the default when detection is not possible),
+    from each method's registry entry."""
+    return {name: tuple(get_model_spec(name).official_sources) for name in list_models()
+            if get_model_spec(name).official_sources}  # fmt: skip
 
-#: method -> how its transformers counterpart is loaded
-_TRANSFORMERS_LOADERS = {"simmim": AutoModelForMaskedImageModeling, "hpm": AutoModelForPreTraining}
+
+def _card_text(source: str) -> str:
+    for name in list_models():
+        if source in get_model_spec(name).official_sources:
+            return get_model_spec(name).official_sources[source]
+    raise ValueError(f"Unknown official layout {source!r}.")
 
 
 def convert_transformers_checkpoint(method: str, model_name_or_path: str, **config_kwargs) -> PreTrainedModel:
@@ -60,10 +56,10 @@ def convert_transformers_checkpoint(method: str, model_name_or_path: str, **conf
         model_name_or_path: The transformers checkpoint.
         config_kwargs: Extra arguments of the method's config.
     """
-    if method not in _TRANSFORMERS_LOADERS:
-        raise ValueError(f"`method` must be one of {sorted(_TRANSFORMERS_LOADERS)} for transformers checkpoints, "
-                         f"got {method!r}.")  # fmt: skip
-    source = _TRANSFORMERS_LOADERS[method].from_pretrained(model_name_or_path)
+    loadable = [name for name in list_models() if get_model_spec(name).transformers_loader is not None]
+    if method not in loadable:
+        raise ValueError(f"`method` must be one of {loadable} for transformers checkpoints, got {method!r}.")
+    source = get_model_spec(method).transformers_loader.from_pretrained(model_name_or_path)
     return get_model_spec(method).pretraining_class.from_transformers(source, **config_kwargs)
 
 
@@ -128,7 +124,7 @@ def convert_official_checkpoint(
     Args:
         method: ``maskfeat``, ``simmim`` or ``hpm``.
         checkpoint: The official ``.pth`` / ``.pyth`` file.
-        source: The layout (``OFFICIAL_SOURCES[method]``); detected from the file when None.
+        source: The layout (``official_sources()[method]``); detected from the file when None.
         config_overrides: Config fields that win over what the checkpoint says (e.g. ``num_attention_heads``
             where the file records no head count; SimMIM: ``{"encoder_config": {...}}``).
         trust_pickle: Allow full unpickling for files that need more than plain containers (can run code).
@@ -142,10 +138,11 @@ def convert_official_checkpoint(
     Raises:
         OfficialCheckpointError: Unsafe pickle without ``trust_pickle``, or keys that do not map (named).
     """
-    if method not in OFFICIAL_SOURCES:
-        raise ValueError(f"`method` must be one of {sorted(OFFICIAL_SOURCES)}, got {method!r}.")
-    if source is not None and source not in OFFICIAL_SOURCES[method]:
-        raise ValueError(f"`source` must be one of {OFFICIAL_SOURCES[method]} for {method}, got {source!r}.")
+    sources = official_sources()
+    if method not in sources:
+        raise ValueError(f"`method` must be one of {sorted(sources)}, got {method!r}.")
+    if source is not None and source not in sources[method]:
+        raise ValueError(f"`source` must be one of {sources[method]} for {method}, got {source!r}.")
     state = load_official_checkpoint(checkpoint, trust_pickle=trust_pickle)
     module = importlib.import_module(f"hf_mim.models.{method}.convert_{method}_official")
     model, report = module.convert(state, source, **kwargs, **dict(config_overrides or {}))
@@ -157,7 +154,7 @@ def official_card_notes(report: dict) -> dict[str, str]:
     """Model-card rows for a converted official checkpoint."""
     rows = {
         "converted from": f"`{report['checkpoint']}` ({report['source']} layout, epoch {report.get('epoch')})",
-        "official source": OFFICIAL_CARDS[report["source"]],
+        "official source": _card_text(report["source"]),
         "conversion check": "hf_mim tests: a tiny model in the official layout converts and reproduces outputs "
         "computed independently from the official definitions; see README 'Official checkpoints'",
         "dropped keys": f"{len(report['dropped'])} (buffers recomputed by the model, unused EMA parts)",

@@ -94,9 +94,8 @@ def trivial_baseline(model: nn.Module, batch: dict) -> dict[str, float]:
     inputs = {k: v for k, v in batch.items() if k in ("pixel_values", "bool_masked_pos")}
     out = model(**inputs)
     model.train(was_training)
-    model_type = model.config.model_type
     mask = out.mask
-    if model_type == "simmim":
+    if getattr(out, "reconstruction", None) is not None:  # a pixel-space prediction (SimMIM)
         pixel_values = inputs["pixel_values"].float()
         patch = model.config.patch_size
         grid = (pixel_values.shape[-2] // patch, pixel_values.shape[-1] // patch)
@@ -109,10 +108,10 @@ def trivial_baseline(model: nn.Module, batch: dict) -> dict[str, float]:
         baseline = masked_l1_loss(pixel_values, constant, mask, patch)
         prediction, target = out.reconstruction.float()[pixel_mask], pixel_values[pixel_mask]
     else:
-        if model_type == "maskfeat":
-            prediction, target = out.logits.float(), out.hog_targets.float()
-        else:
-            prediction, target = out.logits.float(), model.forward_targets(inputs["pixel_values"]).float()
+        # the targets the model returns (MaskFeat's head), else the ones it computes (HPM / MAE)
+        target = getattr(out, "hog_targets", None)
+        target = model.forward_targets(inputs["pixel_values"]) if target is None else target
+        prediction, target = out.logits.float(), target.float()
         mean = target[mask].mean(0)  # [D]
         loss = masked_mse_loss(prediction, target, mask)
         baseline = masked_mse_loss(mean.expand_as(target), target, mask)

@@ -36,9 +36,9 @@ def _encoder_state(model) -> tuple[str, dict[str, torch.Tensor]]:
     base = getattr(model, model.base_model_prefix, model)
     encoder = base.encoder
     state = {k: v for k, v in encoder.state_dict().items() if "mask_token" not in k}
-    if model.config.model_type == "simmim" and model.config.backbone in ("swin", "beit"):
-        return model.config.backbone, state
-    return "vit", state
+    # a config with a nested transformers encoder config names its backbone (SimMIM: vit / swin / beit)
+    backbone = getattr(model.config, "backbone", None)
+    return (backbone if backbone in ("swin", "beit") else "vit"), state
 
 
 def export_backbone(model, save_directory: str | os.PathLike) -> ViTModel | SwinModel | BeitModel:
@@ -61,7 +61,8 @@ def export_backbone(model, save_directory: str | os.PathLike) -> ViTModel | Swin
     elif kind == "beit":
         backbone = BeitModel(config.encoder_config, add_pooling_layer=False)
     else:
-        vit_config = config.encoder_config if config.model_type == "simmim" else ViTConfig(**vit_config_kwargs(config))
+        encoder_config = getattr(config, "encoder_config", None)
+        vit_config = encoder_config if encoder_config is not None else ViTConfig(**vit_config_kwargs(config))
         backbone = ViTModel(vit_config, add_pooling_layer=False)
     missing, unexpected = backbone.load_state_dict(state, strict=False)
     missing = [k for k in missing if "relative_position_index" not in k]

@@ -11,6 +11,8 @@ from typing import Any
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 from huggingface_hub.errors import HfHubHTTPError
 
+from .registry import get_model_spec
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["TEMPLATES_DIR", "render_model_card", "push_folder", "PushToHubError"]
@@ -27,12 +29,6 @@ def _templates_dir() -> Path:
 
 #: Model card templates, one per method: ``{method}.md``.
 TEMPLATES_DIR = _templates_dir()
-
-_PAPERS = {
-    "maskfeat": "Masked Feature Prediction for Self-Supervised Visual Pre-Training",
-    "simmim": "SimMIM: A Simple Framework for Masked Image Modeling",
-    "hpm": "Hard Patches Mining for Masked Image Modeling",
-}
 
 
 def render_model_card(
@@ -91,7 +87,7 @@ def render_model_card(
         card_data,
         template_path=str(template),
         model_id=model_id,
-        paper=_PAPERS.get(method, method),
+        paper=get_model_spec(method).paper or method,
         architecture=_architecture(config),
         dataset=dataset or "not recorded",
         hyperparameters_table=table,
@@ -100,9 +96,9 @@ def render_model_card(
 
 
 def _architecture(config) -> str:
-    if config.model_type == "simmim":
-        encoder = config.encoder_config
-        if config.backbone == "swin":
+    encoder = getattr(config, "encoder_config", None)  # a nested transformers encoder (SimMIM)
+    if encoder is not None:
+        if getattr(config, "backbone", None) == "swin":
             return f"Swin (embed_dim {encoder.embed_dim}, depths {list(encoder.depths)}), {config.image_size} px"
         config = encoder
     return (

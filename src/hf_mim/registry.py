@@ -39,6 +39,16 @@ class ModelSpec:
         tiny_config: Builds a small config for tests and smoke runs.
         pretraining_inputs: Builds the extra pretraining inputs (e.g. a mask) for a tiny batch:
             ``(config, batch_size, generator) -> dict``.
+        paper: The paper's title (model cards).
+        demo_preset: The preset of the CPU demo (``hf-mim pretrain`` without a model).
+        lr_scale_batch: The batch the official code's base learning rate refers to (``base * total / this``).
+        main_recipes: The recipe a named model gets without ``--recipe``, per stage (``pretrain`` / ``finetune``);
+            ``"<stage>/<backbone>"`` keys override it for a config's ``backbone``.
+        official_sources: The released checkpoints' layouts its converter (``models/<name>/convert_<name>_official``)
+            reads, the default first, each with the model-card text of the release (paper results and files).
+        official_converter_options: Extra keyword arguments its official converter takes (``hf-mim convert``).
+        transformers_loader: The Auto class that loads its transformers counterpart for ``from_transformers``
+            (None: transformers has none).
     """
 
     name: str
@@ -49,6 +59,21 @@ class ModelSpec:
     image_processor_class: type
     tiny_config: Callable[..., Any]
     pretraining_inputs: Callable[..., dict] = field(default=lambda config, batch_size, generator: {})
+    paper: str = ""
+    demo_preset: str = "demo"
+    lr_scale_batch: int = 256
+    main_recipes: dict[str, str] = field(default_factory=dict)
+    official_sources: dict[str, str] = field(default_factory=dict)
+    official_converter_options: tuple[str, ...] = ()
+    transformers_loader: Any = None
+
+    def main_recipe(self, stage: str, backbone: str | None = None) -> str:
+        """The name of the recipe a named model of this method gets at ``stage`` without ``--recipe``."""
+        if backbone and f"{stage}/{backbone}" in self.main_recipes:
+            return self.main_recipes[f"{stage}/{backbone}"]
+        if stage not in self.main_recipes:
+            raise ValueError(f"Method {self.name!r} has no main {stage} recipe; pass one explicitly.")
+        return self.main_recipes[stage]
 
 
 MODELS: dict[str, ModelSpec] = {}
@@ -77,6 +102,14 @@ def _specs() -> list[ModelSpec]:
             image_processor_class=maskfeat.MaskFeatImageProcessor,
             tiny_config=lambda **kw: maskfeat.MaskFeatConfig.from_preset("test", **kw),
             pretraining_inputs=_random_mask,
+            paper="Masked Feature Prediction for Self-Supervised Visual Pre-Training",
+            main_recipes={"pretrain": "maskfeat-vit-b-1600ep", "finetune": "maskfeat-vit-b-ft"},
+            official_sources={
+                "slowfast": "facebookresearch/SlowFast (projects/maskfeat/README.md: in1k_VIT_B_MaskFeat_PT_epoch_01600"
+                ".pyth 84.0 top-1 after fine-tuning, ViT-L 85.7)",
+                "mmpretrain": "open-mmlab/mmpretrain (configs/maskfeat/metafile.yml: maskfeat_vit-base-p16_8xb256-amp-"
+                "coslr-300e_in1k, 83.4 top-1 after its 100-epoch fine-tuning)",
+            },
         ),
         ModelSpec(
             name="simmim",
@@ -87,6 +120,15 @@ def _specs() -> list[ModelSpec]:
             image_processor_class=simmim.SimMIMImageProcessor,
             tiny_config=_simmim_tiny,
             pretraining_inputs=_random_mask,
+            paper="SimMIM: A Simple Framework for Masked Image Modeling",
+            demo_preset="vit-demo",
+            lr_scale_batch=512,  # microsoft/SimMIM main_simmim.py:218-220 (LR x total batch / 512)
+            main_recipes={
+                "pretrain": "simmim-vit-b-800ep",
+                "finetune": "simmim-vit-b-ft",
+                "pretrain/swin": "simmim-swin-b-800ep",
+                "finetune/swin": "simmim-swin-b-ft",
+            },  # fmt: skip
         ),
         ModelSpec(
             name="hpm",
@@ -97,6 +139,14 @@ def _specs() -> list[ModelSpec]:
             image_processor_class=hpm.HPMImageProcessor,
             tiny_config=lambda **kw: hpm.HPMConfig.from_preset("test", **kw),
             pretraining_inputs=_exact_mask,
+            paper="Hard Patches Mining for Masked Image Modeling",
+            main_recipes={"pretrain": "hpm-vit-b-800ep", "finetune": "hpm-vit-b-ft"},
+            official_sources={
+                "hpm": "Haochen-Wang409/HPM (README.md: ViT-B/16 800 ep 84.2, ViT-L/16 800 ep 85.8 top-1 after "
+                "fine-tuning)",
+            },
+            official_converter_options=("total_epochs",),
+            transformers_loader=AutoModelForPreTraining,
         ),
     ]
 

@@ -30,11 +30,13 @@ def test_summary_pairs_each_variant_with_its_reference_seed_by_seed():
     assert "delta" not in results["summary"]["maskfeat target=hog"]["knn"]
 
 
-def test_bad_arguments_are_refused_by_name():
+def test_bad_arguments_are_refused_by_name(capsys):
     with pytest.raises(SystemExit):
-        ablations.parse_args(["--fraction", "1.5"])
+        ablations.parse_args(["--train_file", "x.parquet", "--fraction", "1.5"])
+    assert "--fraction" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        ablations.parse_args(["--seeds", "0"])
+        ablations.parse_args(["--train_file", "x.parquet", "--seeds", "0"])
+    assert "--seeds" in capsys.readouterr().err
 
 
 def test_every_variant_runs_is_tabled_and_resumes(cifar10_rows, tmp_path):

@@ -86,7 +86,7 @@ def analyse_checkpoint(checkpoint: str, images: list, batch_size: int) -> dict:
 
 def mask_study(num_masks: int, seed: int) -> dict:
     from ..masking import SimMIMMaskGenerator
-    from ..registry import get_model_spec
+    from ..registry import get_model_spec, list_models
 
     table = {}
     for size in tqdm(MASK_PATCH_SIZES, desc="mask study"):
@@ -99,7 +99,7 @@ def mask_study(num_masks: int, seed: int) -> dict:
                 generator, num_masks, seed=seed, pixel_size=min(size, 4)
             )
     defaults = {}
-    for method in ("maskfeat", "simmim", "hpm"):
+    for method in list_models():
         spec = get_model_spec(method)
         processor = spec.image_processor_class()
         if processor.mask_type is None:  # HPM: its teacher masks; its random share is MAE's

@@ -20,12 +20,13 @@ from pathlib import Path
 
 from ..config_overrides import parse_config_overrides
 from ..convert import (
-    OFFICIAL_SOURCES,
     convert_official_checkpoint,
     convert_transformers_checkpoint,
     official_card_notes,
+    official_sources,
     save_converted,
 )
+from ..registry import get_model_spec, list_models
 from . import run_main
 
 
@@ -33,11 +34,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="hf-mim convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--method", required=True, choices=sorted(OFFICIAL_SOURCES))
+    sources = official_sources()
+    parser.add_argument("--method", required=True, choices=list_models())
     origin = parser.add_mutually_exclusive_group(required=True)
     origin.add_argument("--model_name_or_path", help="transformers checkpoint (folder or Hub id): simmim, hpm")
     origin.add_argument("--checkpoint", help="official release file (.pth / .pyth) of the method's own code")
-    parser.add_argument("--source", choices=sorted({s for v in OFFICIAL_SOURCES.values() for s in v}),
+    parser.add_argument("--source", choices=sorted({s for v in sources.values() for s in v}),
                         help="layout of --checkpoint (detected when omitted)")  # fmt: skip
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--config_overrides", default="", help='config fields, e.g. "num_attention_heads=16"')
@@ -48,14 +50,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hub_model_id")
     parser.add_argument("--hub_private", action="store_true")
     args = parser.parse_args(argv)
-    if args.model_name_or_path and args.method == "maskfeat":
-        parser.error("--model_name_or_path: transformers has no MaskFeat; use --checkpoint with an official file")
+    spec = get_model_spec(args.method)
+    if args.model_name_or_path and spec.transformers_loader is None:
+        name = spec.config_class.__name__.removesuffix("Config")
+        parser.error(f"--model_name_or_path: transformers has no {name}; use --checkpoint with an official file")
     if args.source and not args.checkpoint:
         parser.error("--source applies to --checkpoint only")
-    if args.source and args.source not in OFFICIAL_SOURCES[args.method]:
-        parser.error(f"--source must be one of {list(OFFICIAL_SOURCES[args.method])} for --method {args.method}")
-    if args.total_epochs is not None and (args.method != "hpm" or not args.checkpoint):
-        parser.error("--total_epochs applies to --method hpm --checkpoint only")
+    if args.source and args.source not in sources.get(args.method, ()):
+        parser.error(f"--source must be one of {list(sources.get(args.method, ()))} for --method {args.method}")
+    if args.checkpoint and args.method not in sources:
+        parser.error(f"--checkpoint: no official converter for --method {args.method}; one of {sorted(sources)}")
+    if args.total_epochs is not None and (
+        "total_epochs" not in spec.official_converter_options or not args.checkpoint
+    ):
+        with_it = [m for m in list_models() if "total_epochs" in get_model_spec(m).official_converter_options]
+        parser.error(f"--total_epochs applies to --method {' / '.join(with_it)} --checkpoint only")
     if args.total_epochs is not None and args.total_epochs < 1:
         parser.error(f"--total_epochs must be a positive number of epochs, got {args.total_epochs}")
     if args.push_to_hub and not args.hub_model_id:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..checkpointing import COMPLETION_FILE
 from ..hub import push_folder
+from ..training.checkpointing import COMPLETION_FILE
 from . import run_main
 
 

@@ -1,7 +1,7 @@
 """A short CPU study of the papers' ablation switches on CIFAR-10: MaskFeat's targets and SimMIM's masking cell and
 loss, each pretrained like a label-efficiency row and scored by kNN and fine-tuning at one label fraction.
 
-    python -m hf_mim.experiments.ablations --budget short --cpu --output_dir outputs/ablations
+    python -m hf_mim.experiments.ablations --train_file ../shared/data/cifar10/train.parquet --budget short --cpu --output_dir outputs/ablations
 
 Every variant is the label-efficiency experiment's small ViT (32 px, patch 4) with one switch changed
 (``VARIANTS``), pretrained on the same non-held-out rows for the budget's epochs, then evaluated with the same
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpointing import write_json_atomic, write_text_atomic
+from ..training.checkpointing import write_json_atomic, write_text_atomic
 from . import label_efficiency as le
 
 _MASKFEAT = le.ROWS["maskfeat"][1]
@@ -49,7 +49,7 @@ BUDGETS = {"smoke": {"pretrain": 0.02, "finetune": (1, 1), "linear": (1, 1), "se
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--train_file", default=str(le.DEFAULT_TRAIN))
+    p.add_argument("--train_file", required=True, help="parquet of labelled images (image / label), e.g. CIFAR-10's")
     p.add_argument("--output_dir", default="outputs/ablations")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--fraction", type=float, default=0.1)

@@ -1,19 +1,19 @@
 """Does masked image modeling pay off with few labels? CIFAR-10, every method against the same architecture trained
 from scratch, MAE next to HPM, several seeds, three protocols.
 
-    python scripts/experiments/label_efficiency.py --budget medium --cpu --output_dir outputs/label_efficiency
-    python -m hf_mim.experiments.label_efficiency --budget long --test_file cifar10_test.parquet   # a GPU run
+    python scripts/experiments/label_efficiency.py --train_file ../shared/data/cifar10/train.parquet --budget medium --cpu --output_dir outputs/label_efficiency
+    python -m hf_mim.experiments.label_efficiency --train_file cifar10_train.parquet --budget long --test_file cifar10_test.parquet   # a GPU run
 
-1. Split ``--train_file`` (default: the shared CIFAR-10 training parquet) at random (``--seed``): ``--val_size``
+1. Split ``--train_file`` (a parquet file of ``image`` / ``label`` rows, e.g. CIFAR-10's training set) at random (``--seed``): ``--val_size``
    rows are held out for evaluation. (A plain tail would not do: the shared file is sorted by class.) The labelled
    subsets (1% and 10% of the file by default) are drawn class-balanced from the other rows.
 2. For every seed, pretrain the same small ViT (32 px inputs, patch 4 = 64 tokens) with MaskFeat, SimMIM, MAE
-   (HPM with mining off) and HPM on the non-held-out images (labels unused), through ``hf-mim pretrain``.
+   (HPM with mining off) and HPM on the non-held-out images (labels unused), with :class:`~hf_mim.training.Pretrainer`.
 3. Rows: each pretrained encoder, and the two architectures trained from scratch -- ``scratch-vit`` (learned
    position embeddings: MaskFeat's and SimMIM's encoder) and ``scratch-mae`` (MAE/HPM's encoder with fixed sin-cos
    positions) -- so every pretrained row has a scratch row of its own architecture.
 4. Protocols on every row, seed and label fraction: **kNN** (k=20, cosine, frozen pooled features, labelled
-   subset as memory), **linear** probe and full **fine-tuning** (``hf-mim finetune``, one recipe for all). Top-1 on
+   subset as memory), **linear** probe and full **fine-tuning** (:func:`~hf_mim.training.finetune`, one recipe for all). Top-1 on
    the held-out rows (and ``--test_file``). HPM also reports the Spearman correlation of predicted and true
    per-patch losses.
 
@@ -33,11 +33,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpointing import write_json_atomic, write_text_atomic
-from ..cli import finetune, pretrain
-
-#: The CIFAR-10 training parquet next to a checkout of the project (relative to the working directory).
-DEFAULT_TRAIN = Path("..") / "shared" / "data" / "cifar10" / "train.parquet"
+from ..training import Pretrainer, PretrainingArguments
+from ..training.checkpointing import write_json_atomic, write_text_atomic
+from ..training.finetuner import FinetuneArguments, finetune
 
 #: pretraining epochs; fine-tuning and linear-probe epochs at the smallest / the other label fractions; seeds.
 #: ``medium`` fits about 2 hours on 2 CPU cores: twice ``short``'s pretraining (4 methods x 3 seeds take about an
@@ -69,7 +67,7 @@ PROTOCOLS = ("knn", "linear", "finetune")
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--train_file", default=str(DEFAULT_TRAIN))
+    p.add_argument("--train_file", required=True, help="parquet of labelled images (image / label), e.g. CIFAR-10's")
     p.add_argument("--test_file", help="another parquet file of the same layout to evaluate on")
     p.add_argument("--output_dir", default="outputs/label_efficiency")
     p.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
@@ -253,17 +251,18 @@ def prepare_row(row: str, seed: int, out: Path, epochs: float, args, results: di
     config_file.write_text(json.dumps(config))
     finished = ckpt / "all_results.json"
     if not (args.resume and finished.is_file()):  # a complete pretraining (all_results.json is written last)
-        pretrain.main([
-            "--method", method, "--config_file", str(config_file), "--data_files", str(out / "data" / "pretrain.parquet"),
-            "--output_dir", str(ckpt), "--num_train_epochs", str(epochs), "--max_steps", "0", "--overwrite_output_dir",
-            "--per_device_train_batch_size", str(args.batch_size), "--base_learning_rate", "1.5e-4",
-            "--picture_steps", "0", "--logging_steps", "50", "--seed", str(seed), *(["--cpu"] if args.cpu else []),
-        ])  # fmt: skip
+        Pretrainer(args=PretrainingArguments(
+            method=method, config_file=str(config_file), data_files=[str(out / "data" / "pretrain.parquet")],
+            output_dir=str(ckpt), num_train_epochs=epochs, max_steps=0, overwrite_output_dir=True,
+            per_device_train_batch_size=args.batch_size, base_learning_rate=1.5e-4, picture_steps=0, logging_steps=50,
+            seed=seed, cpu=args.cpu,
+        )).train()  # fmt: skip
     metrics = json.loads(finished.read_text())
     record = info.setdefault("pretrain", {}).setdefault(str(seed), {})
     record.update({"seconds": metrics["train_runtime_s"], "final_loss": metrics["train_loss"],
                    "recipe": json.loads((ckpt / "training_args.json").read_text()).get("recipe")})  # fmt: skip
-    if method == "hpm" and config.get("hard_patches_mining", True) and "hpm_spearman" not in record:
+    mining = json.loads((ckpt / "config.json").read_text()).get("hard_patches_mining", False)  # HPM, not MAE
+    if mining and "hpm_spearman" not in record:
         held_out = __import__("datasets").load_dataset("parquet", data_files=str(out / "data" / "val.parquet"),
                                                        split="train")  # fmt: skip
         record["hpm_spearman"] = hpm_spearman(ckpt, held_out)
@@ -277,15 +276,20 @@ def evaluate_row(protocol, ckpt, fraction, subsets, held_out, budget, seed, out,
     smallest = fraction == min(args.fractions)
     epochs = budget[protocol][0 if smallest else 1]
     ft_dir = out / f"seed{seed}" / f"{protocol}_{row}_{fraction:g}"
-    metrics = finetune.main([
-        "--model_name_or_path", str(ckpt), "--data_files", str(out / "data" / f"labels_{fraction:g}.parquet"),
-        "--validation_files", str(out / "data" / "val.parquet"), "--output_dir", str(ft_dir),
-        "--num_train_epochs", str(epochs), "--per_device_train_batch_size", "64", "--per_device_eval_batch_size", "256",
-        "--learning_rate", "1e-3", "--weight_decay", "0.05" if protocol == "finetune" else "0.0",
-        "--warmup_steps", "0.1", "--lr_scheduler_type", "cosine", "--save_strategy", "no", "--report_to", "none",
-        "--logging_steps", "50", "--seed", str(seed), "--crop_scale_min", "0.5",
-        *(["--linear_probe"] if protocol == "linear" else []), *(["--use_cpu"] if args.cpu else []),
-    ])  # fmt: skip
+    from transformers import TrainingArguments
+
+    metrics = finetune(
+        FinetuneArguments(
+            model_name_or_path=str(ckpt), data_files=[str(out / "data" / f"labels_{fraction:g}.parquet")],
+            validation_files=[str(out / "data" / "val.parquet")], crop_scale_min=0.5, linear_probe=protocol == "linear",
+        ),
+        TrainingArguments(
+            output_dir=str(ft_dir), num_train_epochs=epochs, per_device_train_batch_size=64,
+            per_device_eval_batch_size=256, learning_rate=1e-3, weight_decay=0.05 if protocol == "finetune" else 0.0,
+            warmup_steps=0.1, lr_scheduler_type="cosine", save_strategy="no", report_to="none", logging_steps=50,
+            seed=seed, use_cpu=args.cpu,
+        ),
+    )  # fmt: skip
     return float(metrics["eval_accuracy"]), (top1_on_file(ft_dir, args.test_file) if args.test_file else None)
 
 

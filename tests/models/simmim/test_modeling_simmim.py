@@ -226,3 +226,17 @@ def test_vit_encoder_uses_the_models_attention_implementation():
     assert attention.config._attn_implementation == model.config._attn_implementation == "sdpa"
     eager = SimMIMForMaskedImageModeling(_simmim_tiny("vit", attn_implementation="eager"))
     assert eager.simmim.encoder.layers[0].attention.config._attn_implementation == "eager"
+
+
+def test_swin_small_inputs_are_refused_without_breaking_the_model_and_any_dtype_works():
+    spec = get_model_spec("simmim")
+    model = spec.pretraining_class(spec.tiny_config(backbone="swin")).eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        before = model(x).reconstruction
+        with pytest.raises(ValueError, match="at least 32x32"):
+            model(torch.randn(1, 3, 16, 16))
+        assert torch.equal(model(x).reconstruction, before)
+        for dtype in (torch.bfloat16, torch.float16):
+            assert model(x.to(dtype)).reconstruction.shape == (1, 3, 32, 32)
+        assert model(torch.randint(0, 255, (1, 3, 32, 32), dtype=torch.uint8)).reconstruction.dtype == torch.float32

@@ -271,9 +271,14 @@ class HPMForPreTraining(HPMPreTrainedModel):
     """MAE with hard patches mining.
 
     Training progress drives the schedule: call :meth:`set_training_progress` (``epoch``, ``total_epochs``) and,
-    after every optimizer step, :meth:`update_teacher`; :class:`~hf_mim.models.hpm.HPMTrainerCallback` does both
-    for ``Trainer``. Progress and teacher live in the state dict, so checkpoints resume exactly.
+    after every optimizer step, :meth:`update_teacher`. The training hooks :meth:`on_train_step_begin` /
+    :meth:`on_train_step_end` do both from step counts (one rule, used by :class:`~hf_mim.training.Pretrainer` and
+    by :class:`~hf_mim.models.hpm.HPMTrainerCallback` for ``Trainer``). Progress and teacher live in the state
+    dict, so checkpoints resume exactly.
     """
+
+    #: Epoch scale of the progress when the run's length in epochs is unknown (a stream run by ``Trainer``).
+    NOMINAL_EPOCHS = 100.0
 
     def __init__(self, config: HPMConfig):
         super().__init__(config)
@@ -321,6 +326,26 @@ class HPMForPreTraining(HPMPreTrainedModel):
             raise ValueError(f"`epoch` must be in [0, total_epochs={total_epochs}], got {epoch!r}.")
         self.training_epoch.fill_(float(epoch))
         self.total_epochs.fill_(float(total_epochs))
+
+    def on_train_step_begin(self, step: int, max_steps: int, num_epochs: float | None = None) -> None:
+        """Training hook, before optimizer step ``step + 1`` of ``max_steps``: the progress is the share of the
+        optimizer steps done, on the run's epoch scale (``num_epochs``; :attr:`NOMINAL_EPOCHS` when unknown). For a
+        map-style dataset this is ``step / steps_per_epoch`` epochs, the official per-epoch schedule
+        (main_pretrain.py passes the epoch to the model).
+
+        Args:
+            step: Optimizer steps done so far (0-based).
+            max_steps: Optimizer steps of the whole run (> 0).
+            num_epochs: The run's length in epochs, or None when it has none (a stream).
+        """
+        if max_steps <= 0:
+            raise ValueError(f"`max_steps` must be > 0, got {max_steps!r}.")
+        epochs = float(num_epochs) if num_epochs else self.NOMINAL_EPOCHS
+        self.set_training_progress(min(step / max_steps, 1.0) * epochs, epochs)
+
+    def on_train_step_end(self) -> None:
+        """Training hook, after each optimizer step: one EMA step of the teacher."""
+        self.update_teacher()
 
     def num_hard_patches(self, num_masked: int) -> int:
         """``int(num_masked * hard_fraction_max * (e + 1) / E)`` at epoch ``e`` of ``E`` (0 before any progress)."""

@@ -90,4 +90,4 @@ class MaskFeatConfig(ViTEncoderConfig):
     @property
     def hog_dim(self) -> int:
         """Length of one patch's HOG target: ``C * nbins * (patch_size / cell_size)^2``."""
-        return self.num_channels * self.hog_nbins * (self.patch_size // self.hog_cell_size) ** 2
+        return target_dim(self, "hog")

@@ -4,7 +4,7 @@ and mixup / cutmix with soft targets; plus the soft-target cross-entropy that go
 The official code uses timm's per-image PIL pipeline (``create_transform(auto_augment="rand-m9-mstd0.5-inc1",
 re_prob=0.25)`` + ``Mixup``). timm needs torchvision, which does not run on our machines; kornia is pure torch,
 maintained, and runs the same operations on whole batches wherever the model runs. Differences that remain are listed
-in :data:`hf_mim.recipes.DEVIATIONS`.
+in :data:`hf_mim.training.recipes.DEVIATIONS`.
 """
 
 from __future__ import annotations

@@ -111,12 +111,13 @@ class RunFolder:
         overwrite: Remove another run's files first (only the files a run writes, see ``RUN_FILES``).
         resume: The run continues from a checkpoint of this folder: its files are expected.
         is_main_process: Only the main process locks, checks and writes.
+        record: The resolved run description, stored in ``run.json`` beside the fingerprint (``"run"``).
     """
 
     def __init__(self, path, fingerprint: dict, overwrite: bool = False, resume: bool = False,
-                 is_main_process: bool = True):  # fmt: skip
+                 is_main_process: bool = True, record: dict | None = None):  # fmt: skip
         self.path = Path(path)
-        self.fingerprint = fingerprint
+        self.fingerprint, self.record = fingerprint, record
         self.overwrite, self.resume, self.main = overwrite, resume, is_main_process
         self._lock = None
 
@@ -167,7 +168,7 @@ class RunFolder:
                     + "\n  ".join(diff)
                     + "\nUse the same settings, or --overwrite_output_dir to start a new run there."
                 )
-        write_json_atomic(run_file, {"fingerprint": self.fingerprint})
+        write_json_atomic(run_file, {"fingerprint": self.fingerprint, **({"run": self.record} if self.record else {})})
 
 
 # ------------------------------------------------------------------------------------------- checkpoints

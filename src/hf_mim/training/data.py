@@ -1,95 +1,21 @@
-"""Pieces shared by the training commands: models from presets, sharding, the embedded default data, seeded
-datasets and picture grids (the optimizer pieces are in :mod:`hf_mim.optimization`)."""
+"""Training data: a Hub dataset, an imagefolder, parquet / arrow files or the embedded photos, checked before any
+work starts, and the per-example seeded transform that makes resumed runs see exactly the same inputs."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
-
-from .config_overrides import check_config_keys
-from .optimization import (  # noqa: F401 - re-exported: the optimizer pieces used to live here
-    NO_DECAY_KEYWORDS,
-    layer_decay_param_groups,
-    layer_ids,
-    param_groups,
-    scaled_learning_rate,
-)
-from .registry import get_model_spec
-from .targets import patchify, unpatchify
-from .visualization import denormalize, heatmap, hog_glyphs, image_grid, mask_overlay
 
 __all__ = [
-    "NO_DECAY_KEYWORDS",
-    "build_config",
-    "build_model",
-    "build_image_processor",
-    "param_groups",
-    "shard_model",
-    "scaled_learning_rate",
-    "drop_corrupt_images",
-    "truncate_log",
-    "default_image_dataset",
-    "load_image_dataset",
-    "layer_decay_param_groups",
-    "layer_ids",
     "SeededTransformDataset",
-    "pretraining_picture",
+    "default_image_dataset",
+    "drop_corrupt_images",
+    "load_image_dataset",
+    "truncate_log",
 ]
-
-
-def build_config(method: str, preset: str | None = None, config_file: str | None = None, **overrides: Any):
-    """A method config from a named preset, a JSON file, or the defaults; ``overrides`` are applied on top."""
-    spec = get_model_spec(method)
-    cls = spec.config_class
-    if preset and config_file:
-        raise ValueError("Give either `preset` or `config_file`, not both.")
-    if config_file:
-        data = json.loads(Path(config_file).read_text())
-        check_config_keys(method, data, config_file)
-        data = {k: v for k, v in data.items() if k not in ("model_type", "auto_map")}
-        for key, value in overrides.items():  # nested configs (encoder_config) merge field by field
-            data[key] = (
-                {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
-            )
-        return cls(**data)
-    if preset:
-        return cls.from_preset(preset, **overrides)
-    return cls(**overrides)
-
-
-def build_model(method: str, config=None, model_name_or_path: str | None = None, **kwargs):
-    """The method's pretraining model, new from ``config`` or continued from a checkpoint (local or Hub id)."""
-    spec = get_model_spec(method)
-    if model_name_or_path:
-        return spec.pretraining_class.from_pretrained(model_name_or_path, **kwargs)
-    return spec.pretraining_class(config)
-
-
-def build_image_processor(method: str, config, **overrides: Any):
-    return get_model_spec(method).image_processor_class.from_model_config(config, **overrides)
-
-
-def shard_model(model: nn.Module, mesh=None) -> nn.Module:
-    """Applies torch's FSDP2 (``fully_shard``) to every block class in ``model._no_split_modules`` and then to the
-    root, in place: parameters become DTensors sharded over ``mesh`` (default: all ranks). Build the optimizer
-    (:func:`param_groups`) afterwards; names, and so the weight-decay groups, are unchanged. HPM's teacher is
-    sharded like the student, so :meth:`~hf_mim.HPMForPreTraining.update_teacher` is a local lerp per shard.
-    """
-    from torch.distributed.fsdp import fully_shard
-
-    names = set(getattr(model, "_no_split_modules", None) or ())
-    for module in model.modules():
-        if type(module).__name__ in names and module is not model:
-            fully_shard(module, mesh=mesh)
-    return fully_shard(model, mesh=mesh)
-
-
-# ------------------------------------------------------------------------------------------------- data
 
 
 def truncate_log(path: Path, step: int) -> None:
@@ -307,67 +233,3 @@ def load_image_dataset(
     if max_samples:
         ds = ds.take(max_samples) if streaming else ds.select(range(min(max_samples, len(ds))))
     return ds, name
-
-
-# ------------------------------------------------------------------------------------------------ pictures
-
-
-@torch.no_grad()
-def pretraining_picture(model, batch: dict, max_images: int = 4):
-    """A picture grid of what the model sees and predicts, one row per image.
-
-    MaskFeat: input | masked input | HOG target | HOG prediction (masked patches). SimMIM: input | masked input | reconstruction.
-    HPM / MAE: input | masked input | reconstruction (visible patches pasted back) | predicted-loss heat map.
-    Pixel targets (either method) show the reconstruction; teacher-feature targets only input and mask.
-    """
-    was_training = model.training
-    model.eval()
-    model_type = model.config.model_type
-    pixel_values = batch["pixel_values"][:max_images]
-    inputs = {"pixel_values": pixel_values}
-    if batch.get("bool_masked_pos") is not None:
-        inputs["bool_masked_pos"] = batch["bool_masked_pos"][:max_images]
-    out = model(**inputs)
-    if was_training:
-        model.train()
-    patch = model.config.patch_size
-    height, width = pixel_values.shape[-2:]
-    grid = (height // patch, width // patch)
-    mask = out.mask if out.mask is not None else inputs["bool_masked_pos"]
-    rows = []
-    for i in range(len(pixel_values)):
-        image = denormalize(pixel_values[i])
-        row = [image, mask_overlay(image, mask[i], grid)]
-        target_kind = getattr(model.config, "target", "pixel")
-        if model_type == "maskfeat" and target_kind in ("hog", "hog+pixel"):
-            nbins, cells = model.config.hog_nbins, patch // model.config.hog_cell_size
-            # the prediction is drawn on masked patches only (the loss ignores the others), normalised per
-            # (channel, cell) like the targets so that orientations, not magnitudes, are compared
-            prediction = out.logits[i].float().clamp(min=0) * mask[i, :, None]
-            for feats in (out.hog_targets[i], prediction):
-                hog = feats.float().reshape(grid[0], grid[1], 3, nbins, cells, cells)
-                hog = hog.permute(2, 3, 0, 4, 1, 5).reshape(3, nbins, grid[0] * cells, grid[1] * cells)
-                hog = torch.nn.functional.normalize(hog, dim=1)
-                glyphs = hog_glyphs(hog, cell_px=16)
-                row.append(np.asarray(_resize(glyphs, (height, width))))
-        elif model_type == "simmim":
-            row.append(denormalize(out.reconstruction[i]))
-        else:
-            prediction = out.logits[i : i + 1].float()
-            if target_kind == "pixel":
-                target = patchify(pixel_values[i : i + 1].float(), patch)
-                if model.config.norm_pix_loss:  # undo the per-patch normalisation with the true statistics
-                    mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
-                    prediction = prediction * (var + 1e-6) ** 0.5 + mean
-                merged = torch.where(mask[i : i + 1, :, None], prediction, target)
-                row.append(denormalize(unpatchify(merged, patch, (height, width))[0]))
-            if getattr(out, "predicted_patch_loss", None) is not None:
-                row.append(heatmap(out.predicted_patch_loss[i], grid, (height, width)))
-        rows.append(row)
-    return image_grid(rows, upscale=max(1, 128 // height))
-
-
-def _resize(array: np.ndarray, size: tuple[int, int]):
-    import PIL.Image
-
-    return PIL.Image.fromarray(array).resize((size[1], size[0]), PIL.Image.BILINEAR)

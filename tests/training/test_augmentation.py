@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hf_mim.augmentation import FinetuneAugmentation, parse_rand_augment, soft_target_cross_entropy
+from hf_mim.training.augmentation import FinetuneAugmentation, parse_rand_augment, soft_target_cross_entropy
 
 
 def timm_style_loss(logits, labels_a, labels_b, lam, smoothing, num_classes):

@@ -10,10 +10,10 @@ import torch
 from filelock import FileLock
 from safetensors.torch import load_file
 
-from hf_mim.checkpointing import CheckpointError, checkpoint_dirs, latest_checkpoint, verify_checkpoint
 from hf_mim.cli import pretrain
+from hf_mim.training.checkpointing import CheckpointError, checkpoint_dirs, latest_checkpoint, verify_checkpoint
 
-from .cli.test_pretrain import run_args
+from ..cli.test_pretrain import run_args
 
 
 def weights(folder):
@@ -92,7 +92,7 @@ def _crash(monkeypatch, target, name, when: str):
     ["weights written, optimizer not (torch.save)", "files written, manifest not (sha256)", "before the rename"],
 )
 def test_fault_injection_in_saves_then_latest_resumes_bit_exactly(where, reference, tmp_path, monkeypatch):
-    import hf_mim.checkpointing as ckpt
+    import hf_mim.training.checkpointing as ckpt
 
     out = tmp_path / "run"
     with monkeypatch.context() as patch:
@@ -180,7 +180,7 @@ def test_arguments_are_validated_up_front(extra, message, tmp_path, capsys):
     assert not (tmp_path / "run.json").exists()
 
 
-def test_fewer_rows_than_a_batch_and_a_checkpoint_of_another_method_fail_early(tmp_path):
+def test_fewer_rows_than_a_batch_and_a_checkpoint_of_another_method_fail_early(tmp_path, capsys):
     with pytest.raises(ValueError, match="fewer than one batch"):
         pretrain.main(run_args("maskfeat", tmp_path / "a", "--max_steps", "2", "--default_data_size", "4"))
     from hf_mim import get_model_spec
@@ -189,8 +189,9 @@ def test_fewer_rows_than_a_batch_and_a_checkpoint_of_another_method_fail_early(t
     spec.pretraining_class(spec.tiny_config()).save_pretrained(tmp_path / "simmim")
     args = ["--method", "maskfeat", "--model_name_or_path", str(tmp_path / "simmim"), "--output_dir",
             str(tmp_path / "b"), "--max_steps", "1", "--cpu"]  # fmt: skip
-    with pytest.raises(ValueError, match="is a 'simmim' checkpoint"):
+    with pytest.raises(SystemExit):  # found while resolving the run: a parser error, before any work
         pretrain.main(args)
+    assert "is a 'simmim' checkpoint" in capsys.readouterr().err
 
 
 def test_streaming_hpm_masks_ramp_with_the_steps(cifar10_rows, tmp_path):

@@ -9,19 +9,13 @@ import pytest
 import torch
 from transformers import AutoModelForImageClassification, TrainingArguments
 
-from hf_mim import recipes
-from hf_mim.augmentation import FinetuneAugmentation
 from hf_mim.cli import pretrain
-from hf_mim.cli.finetune import FinetuneArguments, build_augmentation
-from hf_mim.cli.recipe_args import (
-    finetune_schedule,
-    learning_rates,
-    no_decay_keywords,
-    resolve_finetune_recipe,
-    schedule_steps,
-)
-from hf_mim.finetuning import RecipeTrainer, finetuning_config, init_classifier
-from hf_mim.optimization import build_lr_scheduler, param_groups
+from hf_mim.training import recipes
+from hf_mim.training.augmentation import FinetuneAugmentation
+from hf_mim.training.finetuner import FinetuneArguments, build_augmentation
+from hf_mim.training.finetuning import RecipeTrainer, finetuning_config, init_classifier
+from hf_mim.training.optimization import build_lr_scheduler, param_groups
+from hf_mim.training.resolve import finetune_schedule, resolve_finetune_recipe
 
 STEPS_PER_EPOCH = 2
 
@@ -98,18 +92,19 @@ def test_pretrain_recipe(name, monkeypatch):
     assert args.method == name.split("-")[0]
     assert args.per_device_train_batch_size == official["batch"]
     assert (args.adam_beta1, args.adam_beta2) == official["betas"] and args.max_grad_norm == official["clip"]
-    model = pretrain.build_model(args)
+    model = args.build_model()
     for key, value in official["mask"].items():
         assert getattr(model.config, key) == value, key
-    processor = pretrain.build_processor(args, model.config)
+    processor = args.build_image_processor(model.config)
     assert tuple(processor.crop_scale) == official["crop"]
 
-    lrs = learning_rates(args, official["batch"])
-    groups = param_groups(model, args.weight_decay, no_decay_keywords(args))
+    assert args.total_batch_size == official["batch"]
+    lrs = args.learning_rates
+    groups = param_groups(model, args.weight_decay, args.no_decay_keywords)
     check_decay(model, groups, fam)
     optimizer = torch.optim.AdamW(groups, lr=lrs["learning_rate"], betas=(args.adam_beta1, args.adam_beta2))
     total = official["epochs"] * STEPS_PER_EPOCH
-    warmup, milestones = schedule_steps(args, total)
+    warmup, milestones = args.schedule_steps(total)
     assert warmup == official["warmup"] * STEPS_PER_EPOCH
     scheduler = build_lr_scheduler(
         optimizer, total, warmup, lrs["warmup_start_lr"] / lrs["learning_rate"], lrs["min_lr"] / lrs["learning_rate"],

@@ -1,7 +1,7 @@
 """The papers' training recipes as data: one named recipe per official configuration, every value with the official
 file and line it comes from.
 
-    >>> from hf_mim.recipes import get_recipe
+    >>> from hf_mim.training.recipes import get_recipe
     >>> recipe = get_recipe("simmim-vit-b-800ep")
     >>> recipe["schedule"], recipe.source("schedule")
     ('multistep', 'microsoft/SimMIM configs/vit_base__800ep/simmim_pretrain__vit_base__img224__800ep.yaml:24')
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Recipe", "RECIPES", "get_recipe", "list_recipes", "main_recipe", "DEVIATIONS"]
+__all__ = ["Recipe", "RECIPES", "get_recipe", "list_recipes", "main_recipe", "absolute_learning_rates", "DEVIATIONS"]
 
 
 @dataclass(frozen=True)
@@ -385,16 +385,6 @@ RECIPES: dict[str, Recipe] = {
     )
 }
 
-#: The method's main recipes: what ``--preset`` without ``--recipe`` applies (the released checkpoints' recipes).
-MAIN_RECIPES = {
-    ("maskfeat", "pretrain"): "maskfeat-vit-b-1600ep",
-    ("simmim", "pretrain"): "simmim-vit-b-800ep",
-    ("hpm", "pretrain"): "hpm-vit-b-800ep",
-    ("maskfeat", "finetune"): "maskfeat-vit-b-ft",
-    ("simmim", "finetune"): "simmim-vit-b-ft",
-    ("hpm", "finetune"): "hpm-vit-b-ft",
-}
-
 #: What hf_mim does differently from the official code, on purpose (the README's recipe table lists them).
 DEVIATIONS = {
     "augmentation library": "kornia's RandAugment (batched, on the training device) with timm's 15 operations and "
@@ -440,20 +430,11 @@ def get_recipe(name: str, stage: str | None = None, method: str | None = None) -
 
 
 def main_recipe(method: str, stage: str, backbone: str | None = None) -> Recipe:
-    """The recipe a preset gets without ``--recipe``: the released checkpoint's (SimMIM: per backbone)."""
-    if method == "simmim" and backbone == "swin":
-        return RECIPES["simmim-swin-b-800ep" if stage == "pretrain" else "simmim-swin-b-ft"]
-    return RECIPES[MAIN_RECIPES[(method, stage)]]
+    """The recipe a named model gets without ``--recipe``: the released checkpoint's, as the method's registry entry
+    names it (per backbone where the method has several)."""
+    from ..registry import get_model_spec
 
-
-def resolve(recipe: Recipe | None, explicit: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """Hyper-parameters for a run: an explicitly given value (not None) wins over the recipe's, which wins over
-    ``defaults`` (the CPU demo's). Keys are those of ``defaults``."""
-    values = recipe.as_dict() if recipe is not None else {}
-    return {
-        key: explicit[key] if explicit.get(key) is not None else values.get(key, default)
-        for key, default in defaults.items()
-    }
+    return RECIPES[get_model_spec(method).main_recipe(stage, backbone)]
 
 
 def absolute_learning_rates(values: dict[str, Any], total_batch_size: int) -> dict[str, float]:

@@ -12,8 +12,8 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LinearLR, LRScheduler, MultiStepLR, SequentialLR
 from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
-from .modeling_utils import check_choice
-from .registry import list_models
+from ..modeling_utils import check_choice
+from ..registry import get_model_spec
 
 __all__ = [
     "NO_DECAY_KEYWORDS",
@@ -27,11 +27,8 @@ __all__ = [
 ]
 
 #: The demo's exemptions from weight decay, beyond 1-D parameters (norms, biases, layer scales): position
-#: embeddings and the special tokens. The paper recipes name their own (:mod:`hf_mim.recipes`).
+#: embeddings and the special tokens. The paper recipes name their own (:mod:`hf_mim.training.recipes`).
 NO_DECAY_KEYWORDS = ("position_embeddings", "pos_embed", "cls_token", "mask_token", "relative_position_bias_table")
-
-#: SimMIM scales its learning rate by total batch / 512, the others by / 256.
-LR_SCALE_BATCH = {"simmim": 512}
 
 SCHEDULES = ("cosine", "multistep", "constant")
 
@@ -60,9 +57,7 @@ def param_groups(
 
 def scaled_learning_rate(base_learning_rate: float, total_batch_size: int, method: str) -> float:
     """The papers' linear scaling rule: ``base_lr * total_batch / 256`` (``/ 512`` for SimMIM)."""
-    if method not in list_models():
-        raise ValueError(f"`method` must be one of {list_models()}, got {method!r}.")
-    return base_learning_rate * total_batch_size / LR_SCALE_BATCH.get(method, 256)
+    return base_learning_rate * total_batch_size / get_model_spec(method).lr_scale_batch
 
 
 # "encoder.layers.3." (ViT block 3) or "encoder.layers.1.blocks.2." (Swin stage 1, block 2)

@@ -1,0 +1,62 @@
+"""Models, configs and image processors for a run: from a preset, a JSON config file (+ typed overrides) or a
+checkpoint, through the registry (no method names in this module)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..config_overrides import check_config_keys
+from ..registry import get_model_spec
+
+__all__ = ["build_config", "build_model", "build_image_processor", "shard_model"]
+
+
+def build_config(method: str, preset: str | None = None, config_file: str | None = None, **overrides: Any):
+    """A method config from a named preset, a JSON file, or the defaults; ``overrides`` are applied on top."""
+    spec = get_model_spec(method)
+    cls = spec.config_class
+    if preset and config_file:
+        raise ValueError("Give either `preset` or `config_file`, not both.")
+    if config_file:
+        data = json.loads(Path(config_file).read_text())
+        check_config_keys(method, data, config_file)
+        data = {k: v for k, v in data.items() if k not in ("model_type", "auto_map")}
+        for key, value in overrides.items():  # nested configs (encoder_config) merge field by field
+            data[key] = (
+                {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
+            )
+        return cls(**data)
+    if preset:
+        return cls.from_preset(preset, **overrides)
+    return cls(**overrides)
+
+
+def build_model(method: str, config=None, model_name_or_path: str | None = None, **kwargs):
+    """The method's pretraining model, new from ``config`` or continued from a checkpoint (local or Hub id)."""
+    spec = get_model_spec(method)
+    if model_name_or_path:
+        return spec.pretraining_class.from_pretrained(model_name_or_path, **kwargs)
+    return spec.pretraining_class(config)
+
+
+def build_image_processor(method: str, config, **overrides: Any):
+    return get_model_spec(method).image_processor_class.from_model_config(config, **overrides)
+
+
+def shard_model(model: nn.Module, mesh=None) -> nn.Module:
+    """Applies torch's FSDP2 (``fully_shard``) to every block class in ``model._no_split_modules`` and then to the
+    root, in place: parameters become DTensors sharded over ``mesh`` (default: all ranks). Build the optimizer
+    (:func:`param_groups`) afterwards; names, and so the weight-decay groups, are unchanged. HPM's teacher is
+    sharded like the student, so :meth:`~hf_mim.HPMForPreTraining.update_teacher` is a local lerp per shard.
+    """
+    from torch.distributed.fsdp import fully_shard
+
+    names = set(getattr(model, "_no_split_modules", None) or ())
+    for module in model.modules():
+        if type(module).__name__ in names and module is not model:
+            fully_shard(module, mesh=mesh)
+    return fully_shard(model, mesh=mesh)

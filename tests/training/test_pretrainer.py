@@ -1,0 +1,108 @@
+"""The engine from Python: ``Pretrainer`` on a ``datasets.Dataset`` writes what ``hf-mim pretrain`` writes, with the
+same weights; callbacks see every step; the model's training hooks are called with the one progress rule."""
+
+from __future__ import annotations
+
+import json
+
+import datasets
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import set_seed
+
+from hf_mim import MaskFeatConfig, MaskFeatForPreTraining
+from hf_mim.cli import pretrain
+from hf_mim.training import Pretrainer, PretrainerCallback, PretrainingArguments
+
+
+def _images(photos, count: int = 24) -> datasets.Dataset:
+    import PIL.Image
+
+    rows = [PIL.Image.fromarray(image[i * 8 : i * 8 + 96, i * 8 : i * 8 + 96]) for i in range(count // 3)
+            for image in photos.values()]  # fmt: skip
+    return datasets.Dataset.from_dict({"image": rows}, features=datasets.Features({"image": datasets.Image()}))
+
+
+def test_python_run_equals_the_command(photos, tmp_path):
+    data = tmp_path / "images.parquet"
+    _images(photos).to_parquet(str(data))
+    common = dict(per_device_train_batch_size=4, max_steps=3, picture_steps=0, seed=3, cpu=True, learning_rate=1e-3)
+    overrides = "image_size=32,patch_size=16"
+    pretrain.main(["--method", "maskfeat", "--preset", "test", "--config_overrides", overrides, "--data_files",
+                   str(data), "--output_dir", str(tmp_path / "cli"), "--per_device_train_batch_size", "4",
+                   "--max_steps", "3", "--picture_steps", "0", "--seed", "3", "--cpu", "--learning_rate", "1e-3"])  # fmt: skip
+
+    # the same run in a few lines of Python, without argv
+    set_seed(3)
+    model = MaskFeatForPreTraining(MaskFeatConfig.from_preset("test", image_size=32, patch_size=16))
+    dataset = datasets.load_dataset("parquet", data_files=str(data), split="train")
+    args = PretrainingArguments(output_dir=str(tmp_path / "py"), recipe="maskfeat-vit-b-1600ep", **common)
+    metrics = Pretrainer(model, args, train_dataset=dataset).train()
+
+    assert metrics["train_steps"] == 3
+    cli, py = load_file(tmp_path / "cli" / "model.safetensors"), load_file(tmp_path / "py" / "model.safetensors")
+    assert cli.keys() == py.keys()
+    for key in cli:
+        assert torch.equal(cli[key], py[key]), key
+    for name in ("config.json", "preprocessor_config.json", "README.md", "all_results.json", "run.json",
+                 "training_args.json", "reconstruction.png", "train_log.jsonl"):  # fmt: skip
+        assert (tmp_path / "py" / name).is_file(), name
+    run = json.loads((tmp_path / "py" / "run.json").read_text())
+    assert run["run"]["recipe"] == "maskfeat-vit-b-1600ep" and run["run"]["values"]["max_steps"] == 3
+
+
+class Recorder(PretrainerCallback):
+    def __init__(self):
+        self.events = []
+
+    def on_train_begin(self, pretrainer):
+        self.events.append(("begin", pretrainer.global_step))
+
+    def on_step_end(self, pretrainer, logs):
+        self.events.append(("step", logs["step"]))
+
+    def on_save(self, pretrainer, checkpoint):
+        self.events.append(("save", checkpoint.name))
+
+    def on_train_end(self, pretrainer, metrics):
+        self.events.append(("end", metrics["train_steps"]))
+
+
+class Hooked(MaskFeatForPreTraining):
+    calls: list = []
+
+    def on_train_step_begin(self, step, max_steps, num_epochs=None):
+        self.calls.append(("begin", step, max_steps, num_epochs))
+
+    def on_train_step_end(self):
+        self.calls.append(("end",))
+
+
+def test_callbacks_and_model_hooks_see_every_step(photos, tmp_path):
+    model = Hooked(MaskFeatConfig.from_preset("test", image_size=32, patch_size=16))
+    recorder = Recorder()
+    args = PretrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=2,
+                                checkpointing_steps=1, picture_steps=0, cpu=True)  # fmt: skip
+    Pretrainer(model, args, train_dataset=_images(photos), callbacks=[recorder]).train()
+    assert recorder.events == [("begin", 0), ("step", 1), ("save", "step-1"), ("step", 2), ("save", "step-2"),
+                               ("end", 2)]  # fmt: skip
+    # 24 rows / batch 4 = 6 steps an epoch: 2 steps are 1/3 of an epoch
+    assert Hooked.calls == [("begin", 0, 2, pytest.approx(2 / 6)), ("end",), ("begin", 1, 2, pytest.approx(2 / 6)),
+                            ("end",)]  # fmt: skip
+
+
+def test_a_model_of_another_method_is_refused_before_work(tmp_path):
+    model = MaskFeatForPreTraining(MaskFeatConfig.from_preset("test"))
+    with pytest.raises(ValueError, match="'maskfeat' model, but the arguments resolve to --method 'hpm'"):
+        Pretrainer(model, PretrainingArguments(method="hpm", output_dir=str(tmp_path), cpu=True))
+    assert not any(tmp_path.iterdir())
+
+
+def test_skipping_nonfinite_batches_is_bounded(photos, tmp_path):
+    model = MaskFeatForPreTraining(MaskFeatConfig.from_preset("test", image_size=32, patch_size=16))
+    args = PretrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=4, cpu=True,
+                                learning_rate=1e30, skip_nonfinite_loss=True, max_consecutive_nonfinite=3,
+                                picture_steps=0)  # fmt: skip
+    with pytest.raises(FloatingPointError, match="3 batches in a row"):
+        Pretrainer(model, args, train_dataset=_images(photos)).train()
