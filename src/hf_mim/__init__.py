@@ -33,6 +33,19 @@ from .targets import HOGFeatures, normalize_patches, patchify, unpatchify
 
 __version__ = "0.1.0"
 
+#: The engine (hf_mim.training), imported on first use: ``from hf_mim import Pretrainer`` works without making
+#: ``import hf_mim`` (models only) pay for accelerate and datasets.
+_ENGINE = ("Pretrainer", "PretrainerCallback", "PretrainingArguments", "ResolvedPretraining", "resolve_pretraining")
+
+
+def __getattr__(name: str):
+    if name in _ENGINE:
+        from . import training
+
+        return getattr(training, name)
+    raise AttributeError(f"module 'hf_mim' has no attribute {name!r}")
+
+
 __all__ = [
     "BlockwiseMaskGenerator",
     "HOGFeatures",
@@ -48,6 +61,10 @@ __all__ = [
     "MaskFeatImageProcessor",
     "MaskFeatModel",
     "MaskedImageProcessor",
+    "Pretrainer",
+    "PretrainerCallback",
+    "PretrainingArguments",
+    "ResolvedPretraining",
     "RandomMaskGenerator",
     "SimMIMConfig",
     "SimMIMForImageClassification",
@@ -61,6 +78,7 @@ __all__ = [
     "normalize_patches",
     "patchify",
     "register_auto_classes",
+    "resolve_pretraining",
     "unpatchify",
 ]
 

@@ -42,6 +42,8 @@ class ModelSpec:
         paper: The paper's title (model cards).
         demo_preset: The preset of the CPU demo (``hf-mim pretrain`` without a model).
         lr_scale_batch: The batch the official code's base learning rate refers to (``base * total / this``).
+        recipes: Its official recipes as data, ``name -> (stage, {key: (value, "file:line")})``
+            (``models/<name>/recipes_<name>.py``).
         main_recipes: The recipe a named model gets without ``--recipe``, per stage (``pretrain`` / ``finetune``);
             ``"<stage>/<backbone>"`` keys override it for a config's ``backbone``.
         official_sources: The released checkpoints' layouts its converter (``models/<name>/convert_<name>_official``)
@@ -62,6 +64,7 @@ class ModelSpec:
     paper: str = ""
     demo_preset: str = "demo"
     lr_scale_batch: int = 256
+    recipes: dict[str, tuple[str, dict]] = field(default_factory=dict)
     main_recipes: dict[str, str] = field(default_factory=dict)
     official_sources: dict[str, str] = field(default_factory=dict)
     official_converter_options: tuple[str, ...] = ()
@@ -91,6 +94,9 @@ def _random_mask(config, batch_size: int, generator: torch.Generator) -> dict:
 
 def _specs() -> list[ModelSpec]:
     from .models import hpm, maskfeat, simmim
+    from .models.hpm import recipes_hpm
+    from .models.maskfeat import recipes_maskfeat
+    from .models.simmim import recipes_simmim
 
     return [
         ModelSpec(
@@ -103,6 +109,7 @@ def _specs() -> list[ModelSpec]:
             tiny_config=lambda **kw: maskfeat.MaskFeatConfig.from_preset("test", **kw),
             pretraining_inputs=_random_mask,
             paper="Masked Feature Prediction for Self-Supervised Visual Pre-Training",
+            recipes=recipes_maskfeat.RECIPES,
             main_recipes={"pretrain": "maskfeat-vit-b-1600ep", "finetune": "maskfeat-vit-b-ft"},
             official_sources={
                 "slowfast": "facebookresearch/SlowFast (projects/maskfeat/README.md: in1k_VIT_B_MaskFeat_PT_epoch_01600"
@@ -121,6 +128,7 @@ def _specs() -> list[ModelSpec]:
             tiny_config=_simmim_tiny,
             pretraining_inputs=_random_mask,
             paper="SimMIM: A Simple Framework for Masked Image Modeling",
+            recipes=recipes_simmim.RECIPES,
             demo_preset="vit-demo",
             lr_scale_batch=512,  # microsoft/SimMIM main_simmim.py:218-220 (LR x total batch / 512)
             main_recipes={
@@ -140,6 +148,7 @@ def _specs() -> list[ModelSpec]:
             tiny_config=lambda **kw: hpm.HPMConfig.from_preset("test", **kw),
             pretraining_inputs=_exact_mask,
             paper="Hard Patches Mining for Masked Image Modeling",
+            recipes=recipes_hpm.RECIPES,
             main_recipes={"pretrain": "hpm-vit-b-800ep", "finetune": "hpm-vit-b-ft"},
             official_sources={
                 "hpm": "Haochen-Wang409/HPM (README.md: ViT-B/16 800 ep 84.2, ViT-L/16 800 ep 85.8 top-1 after "
