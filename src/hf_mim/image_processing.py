@@ -10,14 +10,17 @@ import numpy as np
 import PIL.Image
 import torch
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from .masking import MASK_GENERATORS, MaskGenerator, build_mask_generator
 from .targets import HOGFeatures
 
 __all__ = ["MaskedImageProcessor", "IMAGENET_MEAN", "IMAGENET_STD"]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+#: ImageNet's per-channel statistics: transformers' own constants (the same objects, one source), kept under these
+#: names for hf_mim's public API. Inside hf_mim, import ``transformers.image_utils.IMAGENET_DEFAULT_*`` instead.
+IMAGENET_MEAN = IMAGENET_DEFAULT_MEAN
+IMAGENET_STD = IMAGENET_DEFAULT_STD
 _RESAMPLE = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3, "box": 4, "hamming": 5}
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch.nn import functional as F
-
-from .image_processing import IMAGENET_MEAN as IMAGENET_MEAN_RGB
-from .image_processing import IMAGENET_STD as IMAGENET_STD_RGB
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 __all__ = [
     "simmim_loss",
@@ -108,8 +106,8 @@ def simmim_loss(
         prediction = F.interpolate(prediction, size=size, mode="bilinear", align_corners=False, antialias=True)
         pixel_mask = F.interpolate(pixel_mask, size=size, mode="nearest")
     if target == "color_bins":
-        mean = targets.new_tensor(IMAGENET_MEAN_RGB).view(1, -1, 1, 1)
-        std = targets.new_tensor(IMAGENET_STD_RGB).view(1, -1, 1, 1)
+        mean = targets.new_tensor(IMAGENET_DEFAULT_MEAN).view(1, -1, 1, 1)
+        std = targets.new_tensor(IMAGENET_DEFAULT_STD).view(1, -1, 1, 1)
         values = ((targets * std + mean).clamp(0, 1) * 255).round()  # 8-bit values
         bins = (values * num_color_bins / 256).floor().long().clamp(max=num_color_bins - 1)  # [B, C, h, w]
         logits = prediction.reshape(prediction.shape[0], channels, num_color_bins, *prediction.shape[-2:])

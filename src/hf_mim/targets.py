@@ -8,6 +8,9 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+from .losses import per_patch_mse
 
 __all__ = [
     "FEATURE_LOSSES",
@@ -299,11 +302,9 @@ class FeatureTeacher:
     """
 
     def __init__(self, name_or_path: str, image_mean=None, image_std=None):
-        from .image_processing import IMAGENET_MEAN, IMAGENET_STD
-
         self.name_or_path = name_or_path
-        self.student_mean = tuple(image_mean or IMAGENET_MEAN)
-        self.student_std = tuple(image_std or IMAGENET_STD)
+        self.student_mean = tuple(image_mean or IMAGENET_DEFAULT_MEAN)
+        self.student_std = tuple(image_std or IMAGENET_DEFAULT_STD)
         self.model = None
 
     def load(self):
@@ -355,11 +356,14 @@ class FeatureTeacher:
 
 
 class PatchTargets(nn.Module):
-    """The per-patch regression targets of a MaskFeat / HPM config and their per-patch loss.
+    """The per-patch regression targets of a MaskFeat / HPM config and their per-patch loss: the one place that
+    defines each target family's layout and loss (MaskFeat and HPM both score their predictions here).
 
     - ``pixel``: patches in MAE's order, per-patch normalised when ``norm_pix_loss``; squared error.
     - ``hog``: :class:`HOGFeatures` per patch; squared error.
-    - ``hog+pixel``: both, concatenated; ``hog_loss_weight`` x HOG error + ``pixel_loss_weight`` x pixel error.
+    - ``hog+pixel``: both, concatenated in that order (``[HOG | pixels]``, see :attr:`parts` and :meth:`split`);
+      ``hog_loss_weight`` x HOG error + ``pixel_loss_weight`` x pixel error, each the squared error averaged over
+      its own part.
     - ``features``: a frozen teacher's patch tokens (:class:`FeatureTeacher`), resized to the student's grid,
       layer-normalised per token (no affine) when ``feature_norm``; ``feature_loss`` ``l2`` (mean squared error),
       ``smooth_l1`` (torch's, beta 1.0) or ``cosine`` (1 - cosine similarity).
@@ -368,9 +372,12 @@ class PatchTargets(nn.Module):
 
     Args:
         config: A MaskFeat / HPM config.
-        kind: One of :data:`PATCH_TARGETS` instead of ``config.target`` (MaskFeat's ``hog+pixel`` has a head per
-            part and uses ``"hog"`` here).
+        kind: One of :data:`PATCH_TARGETS` instead of ``config.target``.
     """
+
+    #: The parts of a composite target, in layout order, and the config field weighting each part's error.
+    COMPOSITE_PARTS = {"hog+pixel": ("hog", "pixel")}
+    LOSS_WEIGHTS = {"hog": "hog_loss_weight", "pixel": "pixel_loss_weight"}
 
     def __init__(self, config, kind: str | None = None):
         super().__init__()
@@ -378,43 +385,79 @@ class PatchTargets(nn.Module):
         self.kind = kind or config.target
         self.hog = (
             HOGFeatures(config.hog_nbins, config.hog_cell_size, getattr(config, "hog_gaussian_window", 0))
-            if "hog" in self.kind
+            if "hog" in self.parts
             else None
         )
-        self.teacher = FeatureTeacher(config.teacher_name_or_path) if self.kind == "features" else None
+        self.teacher = FeatureTeacher(config.teacher_name_or_path) if "features" in self.parts else None
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The target's parts in layout order: ``("hog", "pixel")`` for ``hog+pixel``, else ``(kind,)``."""
+        return self.COMPOSITE_PARTS.get(self.kind, (self.kind,))
 
     @property
     def dim(self) -> int:
         return target_dim(self.config, self.kind)
 
-    @torch.no_grad()
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """``[B, C, H, W]`` normalised images -> ``[B, L, dim]`` float32 targets."""
-        patch = self.config.patch_size
-        parts = []
-        if self.hog is not None:
-            parts.append(self.hog.patch_targets(pixel_values, patch))
-        if self.kind in ("pixel", "hog+pixel"):
-            pixels = patchify(pixel_values.float(), patch)
-            parts.append(normalize_patches(pixels) if self.config.norm_pix_loss else pixels)
-        if self.teacher is not None:
-            grid = (pixel_values.shape[-2] // patch, pixel_values.shape[-1] // patch)
-            features = self.teacher(pixel_values, grid)
-            if self.config.feature_norm:
-                features = F.layer_norm(features, features.shape[-1:])
-            parts.append(features)
+    @property
+    def part_dims(self) -> tuple[int, ...]:
+        """Length of each part of one patch's target vector, in layout order."""
+        return tuple(target_dim(self.config, part) for part in self.parts)
+
+    def split(self, values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``[..., dim]`` targets or predictions -> one ``[..., part_dim]`` view per part, in layout order."""
+        if values.shape[-1] != self.dim:
+            raise ValueError(f"Expected {self.dim} values per patch for target {self.kind!r}, got {values.shape[-1]}.")
+        return tuple(values.split(self.part_dims, dim=-1))
+
+    def join(self, *parts: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`split`: one ``[..., part_dim]`` tensor per part, in layout order -> ``[..., dim]``
+        (e.g. the predictions of a model with one head per part)."""
+        dims = tuple(part.shape[-1] for part in parts)
+        if dims != self.part_dims:
+            raise ValueError(f"Target {self.kind!r} has parts {self.parts} of sizes {self.part_dims}, got {dims}.")
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
 
-    def per_patch_loss(self, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """``[B, L, dim]`` predictions and targets -> ``[B, L]`` loss per patch."""
-        predictions, targets = predictions.float(), targets.float()
-        if self.kind == "hog+pixel":
-            hog_dim = self.dim - self.config.patch_size**2 * self.config.num_channels
-            hog = ((predictions[..., :hog_dim] - targets[..., :hog_dim]) ** 2).mean(-1)
-            pixel = ((predictions[..., hog_dim:] - targets[..., hog_dim:]) ** 2).mean(-1)
-            return self.config.hog_loss_weight * hog + self.config.pixel_loss_weight * pixel
-        if self.kind == "features" and self.config.feature_loss == "cosine":
+    @torch.no_grad()
+    def compute_part(self, part: str, pixel_values: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` normalised images -> ``[B, L, part_dim]`` float32 targets of one part."""
+        patch = self.config.patch_size
+        if part == "hog":
+            return self.hog.patch_targets(pixel_values, patch)
+        if part == "pixel":
+            pixels = patchify(pixel_values.float(), patch)
+            return normalize_patches(pixels) if self.config.norm_pix_loss else pixels
+        if part == "features":
+            grid = (pixel_values.shape[-2] // patch, pixel_values.shape[-1] // patch)
+            features = self.teacher(pixel_values, grid)
+            return F.layer_norm(features, features.shape[-1:]) if self.config.feature_norm else features
+        raise ValueError(f"Unknown target part {part!r}; target {self.kind!r} has parts {self.parts}.")
+
+    @torch.no_grad()
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` normalised images -> ``[B, L, dim]`` float32 targets (the parts joined)."""
+        return self.join(*(self.compute_part(part, pixel_values) for part in self.parts))
+
+    def _part_error(self, part: str, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if part == "features" and self.config.feature_loss == "cosine":
             return 1.0 - F.cosine_similarity(predictions, targets, dim=-1)
-        if self.kind == "features" and self.config.feature_loss == "smooth_l1":
+        if part == "features" and self.config.feature_loss == "smooth_l1":
             return F.smooth_l1_loss(predictions, targets, reduction="none", beta=1.0).mean(-1)
-        return ((predictions - targets) ** 2).mean(-1)
+        return per_patch_mse(predictions, targets)
+
+    def per_patch_terms(self, predictions: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``[B, L, dim]`` predictions and targets -> ``{part: [B, L] unweighted error}``, one per part."""
+        predictions, targets = predictions.float(), targets.float()
+        return {
+            part: self._part_error(part, pred, target)
+            for part, pred, target in zip(self.parts, self.split(predictions), self.split(targets), strict=True)
+        }
+
+    def per_patch_loss(self, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``[B, L, dim]`` predictions and targets -> ``[B, L]`` loss per patch: the error of a single-part target,
+        or the weighted sum of the parts' errors (``hog+pixel``: ``hog_loss_weight`` x HOG + ``pixel_loss_weight``
+        x pixels)."""
+        terms = self.per_patch_terms(predictions, targets)
+        if len(terms) == 1:
+            return next(iter(terms.values()))
+        return sum(getattr(self.config, self.LOSS_WEIGHTS[part]) * error for part, error in terms.items())

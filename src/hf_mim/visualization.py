@@ -9,14 +9,15 @@ import numpy as np
 import PIL.Image
 import PIL.ImageDraw
 import torch
-
-from .image_processing import IMAGENET_MEAN, IMAGENET_STD
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 __all__ = ["denormalize", "hog_glyphs", "mask_overlay", "heatmap", "image_grid"]
 
 
 def denormalize(
-    pixel_values: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+    pixel_values: torch.Tensor,
+    mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
+    std: Sequence[float] = IMAGENET_DEFAULT_STD,
 ) -> np.ndarray:
     """``[3, H, W]`` normalised tensor -> ``[H, W, 3]`` uint8 array."""
     x = pixel_values.detach().float().cpu()

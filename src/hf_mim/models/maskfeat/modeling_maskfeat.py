@@ -1,7 +1,9 @@
 """MaskFeat (Wei et al., "Masked Feature Prediction for Self-Supervised Visual Pre-Training", CVPR 2022).
 
 A ViT whose masked patch embeddings are replaced by a learnable ``[MASK]`` token regresses, with one linear
-head, the HOG features of the masked patches (L2 loss on masked patches only).
+head, the HOG features of the masked patches (L2 loss on masked patches only). The targets and their loss are
+:class:`hf_mim.targets.PatchTargets`' (shared with HPM); ``target="hog+pixel"`` keeps the paper's second linear
+head for the pixels, whose predictions are joined to the HOG head's and scored by PatchTargets' one rule.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from transformers.utils import ModelOutput
 
 from ...losses import masked_mean
 from ...modeling_utils import ClassifierMixin, MaskedViTEncoder, check_bool_masked_pos, fc_norm_pool, pool_tokens
-from ...targets import HOGFeatures, PatchTargets, normalize_patches, patchify
+from ...targets import HOGFeatures, PatchTargets
 from .configuration_maskfeat import MaskFeatConfig
 
 __all__ = [
@@ -35,15 +37,16 @@ class MaskFeatForPreTrainingOutput(ModelOutput):
     """Outputs of :class:`MaskFeatForPreTraining`.
 
     Attributes:
-        loss: Total loss (HOG term, plus the weighted pixel term for ``target="hog+pixel"``).
-        logits: ``[B, L, target_dim]`` predictions for all patches (HOG by default).
-        hog_targets: ``[B, L, target_dim]`` the targets used (HOG by default; pixels or teacher features with
-            ``target="pixel"`` / ``"features"``).
+        loss: Total loss (``target="hog+pixel"``: ``hog_loss_weight`` x HOG term + ``pixel_loss_weight`` x pixel
+            term, :meth:`hf_mim.targets.PatchTargets.per_patch_loss`).
+        logits: ``[B, L, target_dim]`` predictions of the main head for all patches (HOG by default).
+        hog_targets: ``[B, L, target_dim]`` the main head's targets (HOG by default; pixels or teacher features
+            with ``target="pixel"`` / ``"features"``).
         mask: ``[B, L]`` bool, the masked patches the loss was computed on.
-        hog_loss: The HOG term.
+        hog_loss: The main head's term, unweighted (the whole loss unless multi-task).
         pixel_logits: ``[B, L, patch^2 * C]`` pixel predictions (multi-task only).
         pixel_targets: ``[B, L, patch^2 * C]`` pixel targets (multi-task only).
-        pixel_loss: The pixel term (multi-task only).
+        pixel_loss: The pixel term, unweighted (multi-task only).
         hidden_states: Per-block hidden states when asked.
     """
 
@@ -139,8 +142,8 @@ class MaskFeatForPreTraining(MaskFeatPreTrainedModel):
     def __init__(self, config: MaskFeatConfig):
         super().__init__(config)
         self.maskfeat = MaskFeatModel(config)
-        # hog+pixel keeps the paper's two heads: the HOG targets here, the pixels in forward()
-        self.targets = PatchTargets(config, kind="hog" if config.target == "hog+pixel" else None)
+        # targets, their layout and their loss; hog+pixel keeps the paper's two heads, one per part of the layout
+        self.targets = PatchTargets(config)
         self.head = nn.Linear(config.hidden_size, config.target_dim)
         self.pixel_head = (
             nn.Linear(config.hidden_size, config.patch_size**2 * config.num_channels)
@@ -167,12 +170,14 @@ class MaskFeatForPreTraining(MaskFeatPreTrainedModel):
 
     @torch.no_grad()
     def forward_targets(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Targets ``[B, L, target_dim]`` of the normalised input, in float32 (HOG by default)."""
+        """Targets ``[B, L, dim]`` of the normalised input, in float32, in :class:`~hf_mim.targets.PatchTargets`'
+        layout (HOG by default; ``hog+pixel``: ``[HOG | pixels]``)."""
         return self.targets(pixel_values)
 
     def forward_loss(self, predictions: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The target's per-patch loss (mean squared error for HOG and pixels) averaged over masked patches; 0 when
-        nothing is masked."""
+        """The target's per-patch loss (mean squared error for HOG and pixels; ``hog+pixel``: their weighted sum)
+        averaged over masked patches; 0 when nothing is masked. ``predictions`` and ``targets`` are ``[B, L, dim]``
+        in PatchTargets' layout."""
         return masked_mean(self.targets.per_patch_loss(predictions, targets), mask)
 
     def forward(
@@ -190,7 +195,8 @@ class MaskFeatForPreTraining(MaskFeatPreTrainedModel):
         Args:
             pixel_values: Normalised images ``[B, C, H, W]``.
             bool_masked_pos: ``[B, L]`` torch.bool, True = masked (required).
-            hog_targets: Optional precomputed targets ``[B, L, hog_dim]`` (e.g. from the image processor).
+            hog_targets: Optional precomputed targets of the main head ``[B, L, target_dim]`` (e.g. HOG from the
+                image processor); the pixel part of ``hog+pixel`` is always computed here.
             interpolate_pos_encoding: See :class:`~hf_mim.modeling_utils.MaskedViTEncoder`.
             output_hidden_states: Return per-block hidden states.
             return_dict: Return a ``ModelOutput`` (default) or a tuple.
@@ -213,21 +219,24 @@ class MaskFeatForPreTraining(MaskFeatPreTrainedModel):
             bool(output_hidden_states or self.config.output_hidden_states),
         )
         logits, pixel_logits = self.forward_decoder(sequence)
+        heads = (logits,) if pixel_logits is None else (logits, pixel_logits)  # one per part of the target layout
 
         if hog_targets is None:
-            hog_targets = self.forward_targets(pixel_values)
+            targets = self.forward_targets(pixel_values)
+            hog_targets = self.targets.split(targets)[0]
         elif hog_targets.shape != logits.shape:
             raise ValueError(f"`hog_targets` must have shape {tuple(logits.shape)}, got {tuple(hog_targets.shape)}.")
-        hog_loss = self.forward_loss(logits, hog_targets, mask)
-        loss = self.config.hog_loss_weight * hog_loss if pixel_logits is not None else hog_loss
+        else:  # the given part first, the rest (hog+pixel: the pixels) computed as forward_targets would
+            rest = [self.targets.compute_part(part, pixel_values) for part in self.targets.parts[1:]]
+            targets = self.targets.join(hog_targets, *rest)
+        predictions = self.targets.join(*heads)
+        loss = self.forward_loss(predictions, targets, mask)
 
-        pixel_targets = pixel_loss = None
-        if pixel_logits is not None:
-            pixel_targets = patchify(pixel_values.float(), self.config.patch_size)
-            if self.config.norm_pix_loss:
-                pixel_targets = normalize_patches(pixel_targets)
-            pixel_loss = self.forward_loss(pixel_logits, pixel_targets, mask)
-            loss = loss + self.config.pixel_loss_weight * pixel_loss
+        hog_loss, pixel_targets, pixel_loss = loss, None, None
+        if pixel_logits is not None:  # the unweighted terms, for the logs
+            pixel_targets = self.targets.split(targets)[1]
+            terms = self.targets.per_patch_terms(predictions, targets)
+            hog_loss, pixel_loss = masked_mean(terms["hog"], mask), masked_mean(terms["pixel"], mask)
 
         out = MaskFeatForPreTrainingOutput(
             loss=loss,

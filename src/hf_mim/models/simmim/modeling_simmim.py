@@ -13,11 +13,11 @@ import torch
 from torch import nn
 from transformers import BeitModel, PreTrainedModel, SwinModel
 from transformers import initialization as init
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
 from transformers.models.vit.modeling_vit import ViTEmbeddings
 from transformers.utils import ModelOutput
 
-from ...image_processing import IMAGENET_MEAN, IMAGENET_STD
 from ...losses import simmim_loss
 from ...modeling_utils import ClassifierMixin, MaskedViTEncoder, check_bool_masked_pos, fc_norm_pool, pool_tokens
 from .configuration_simmim import SimMIMConfig
@@ -247,8 +247,8 @@ class SimMIMForMaskedImageModeling(SimMIMPreTrainedModel):
         batch, _, height, width = prediction.shape
         index = prediction.reshape(batch, -1, bins, height, width).argmax(2)  # [B, C, H, W]
         values = (index.float() + 0.5) / bins  # [0, 1]
-        mean = prediction.new_tensor(IMAGENET_MEAN).view(1, -1, 1, 1)
-        std = prediction.new_tensor(IMAGENET_STD).view(1, -1, 1, 1)
+        mean = prediction.new_tensor(IMAGENET_DEFAULT_MEAN).view(1, -1, 1, 1)
+        std = prediction.new_tensor(IMAGENET_DEFAULT_STD).view(1, -1, 1, 1)
         return (values - mean) / std
 
     def forward(
