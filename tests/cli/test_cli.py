@@ -83,3 +83,48 @@ def test_analyze_refuses_an_empty_dataset(tmp_path):
     with pytest.raises(ValueError, match="has no rows"):
         main(["analyze", "--model_name_or_path", str(tmp_path / "m"), "--data_files", str(empty),
               "--output_dir", str(tmp_path / "out")])  # fmt: skip
+
+
+def _run(argv, capsys) -> tuple[int, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse's own errors
+        code = exit_.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["pretrain", "--data_files", "missing.parquet", "--max_steps", "1", "--cpu"], "--data_files not found"),
+        (["pretrain", "--method", "simmim", "--preset", "nope"], "--preset must be one of"),
+        (["pretrain", "--per_device_train_batch_size", "0"], "--per_device_train_batch_size must be >= 1"),
+        (["pretrain", "--recipe", "hpm-vit-b-ft"], "finetune recipe"),
+        (["pretrain", "--config_overrides", "image_sise=64"], "Did you mean 'image_size'"),
+        (["finetune", "--model_name_or_path", "no/such-folder", "--output_dir", "o"], "--model_name_or_path no/such"),
+        (["export", "--model_name_or_path", "no/such-folder", "--output_dir", "o"], "--model_name_or_path no/such"),
+        (["pretrain", "--method", "hpm", "--model_name_or_path", "no/such-folder"], "--model_name_or_path no/such"),
+        (["push", "--output_dir", "no/such-folder", "--hub_model_id", "me/x"], "no/such-folder"),
+        (["convert", "--method", "maskfeat", "--checkpoint", "missing.pth", "--output_dir", "o"], "not a file"),
+        (["analyze", "--checkpoints", "no/such-folder", "--output_dir", "o"], "no/such-folder"),
+    ],
+)
+def test_every_command_ends_a_user_error_with_one_line(argv, message, capsys, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HF_MIM_DEBUG", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no Hub here: do not wait on retries
+    code, err = _run(argv, capsys)
+    assert code == 2, err
+    assert message in err and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"hf-mim {argv[0]}: error:") or last.startswith("hf-mim: error:") or "error:" in last, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_debug_switch_shows_the_traceback(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_MIM_DEBUG", "1")
+    with pytest.raises(FileNotFoundError):
+        main(["pretrain", "--data_files", "missing.parquet", "--max_steps", "1", "--cpu"])

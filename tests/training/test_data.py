@@ -28,3 +28,49 @@ def test_bad_data_is_named(tmp_path):
     )
     with pytest.raises(ValueError, match="has no rows"):
         pretrain.main(run_args("maskfeat", tmp_path / "c", "--max_steps", "2", "--data_files", str(empty)))
+
+
+def _rows(columns: dict, features: dict):
+    import datasets
+
+    return datasets.Dataset.from_dict(columns, features=datasets.Features(features))
+
+
+def test_the_image_and_label_columns_are_found_by_type_then_name():
+    import datasets
+
+    from hf_mim.training.data import find_image_column, find_label_column
+
+    image, label = datasets.Image(), datasets.ClassLabel(names=["a", "b"])
+    jpeg = {"bytes": _jpeg(0), "path": None}
+    cifar = _rows({"img": [jpeg], "fine_label": [1], "coarse": [0]},
+                  {"img": image, "fine_label": label, "coarse": datasets.Value("int64")})  # fmt: skip
+    assert find_image_column(cifar) == "img" and find_label_column(cifar) == "fine_label"
+    raw = _rows(
+        {"img": [_jpeg(1)], "labels": [3]}, {"img": datasets.Value("binary"), "labels": datasets.Value("int64")}
+    )
+    assert find_image_column(raw) == "img" and find_label_column(raw) == "labels"  # by name
+    two = _rows({"a": [jpeg], "b": [jpeg], "x": [0], "y": [1]}, {"a": image, "b": image, "x": label, "y": label})
+    with pytest.raises(ValueError, match=r"several image columns \['a', 'b'\].*--image_column"):
+        find_image_column(two)
+    with pytest.raises(ValueError, match=r"several class-label columns \['x', 'y'\].*--label_column"):
+        find_label_column(two)
+    with pytest.raises(ValueError, match="--image_column 'photo' is not a column"):
+        find_image_column(cifar, "photo")
+    with pytest.raises(ValueError, match="no label column"):
+        find_label_column(_rows({"img": [jpeg]}, {"img": image}))
+
+
+def test_pretraining_finds_an_img_column(tmp_path):
+    import datasets
+
+    from hf_mim.cli import pretrain
+
+    from ..cli.test_pretrain import run_args
+
+    rows = [{"bytes": _jpeg(i), "path": None} for i in range(16)]
+    data = tmp_path / "cifar_like.parquet"
+    features = datasets.Features({"img": datasets.Image(), "label": datasets.Value("int64")})
+    datasets.Dataset.from_dict({"img": rows, "label": list(range(16))}, features=features).to_parquet(str(data))
+    metrics = pretrain.main(run_args("maskfeat", tmp_path / "out", "--max_steps", "1", "--data_files", str(data)))
+    assert metrics["train_steps"] == 1

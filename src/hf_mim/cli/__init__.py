@@ -14,6 +14,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from ..console import run_main  # re-exported for the subcommands
+
 __all__ = ["COMMANDS", "main", "run_main"]
 
 #: subcommand -> (module under hf_mim.cli, one-line help)
@@ -37,24 +39,6 @@ def _usage() -> str:
     lines += [f"  {name.ljust(width)}  {text}" for name, (_, text) in COMMANDS.items()]
     lines += ["", "options:", "  --version   print the version and exit", "  -h, --help  print this help and exit"]
     return "\n".join(lines)
-
-
-def run_main(command_main, argv: list[str] | None = None) -> int:
-    """Runs a command's ``main(argv)`` as a process would: exit code 1 (with the retry command) for a failed upload,
-    and the process group closed at the end of a distributed run (gloo can abort at exit otherwise)."""
-    import torch
-
-    from ..hub import PushToHubError
-
-    try:
-        command_main(argv)
-        return 0
-    except PushToHubError as err:
-        print(f"\n{err}", file=sys.stderr)
-        return 1
-    finally:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
 
 
 def main(argv: list[str] | None = None) -> int:

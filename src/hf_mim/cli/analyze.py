@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from .. import analysis, training
 from ..image_processing import MaskedImageProcessor
+from . import run_main
 
 MASK_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 MASK_PATCH_SIZES = (4, 8, 16, 32, 64)
@@ -35,7 +36,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dataset_name")
     p.add_argument("--train_dir", help="an imagefolder directory")
     p.add_argument("--data_files", nargs="+", help="parquet / arrow files (default: the embedded photos)")
-    p.add_argument("--image_column", default="image")
+    p.add_argument("--image_column", help="default: the one datasets.Image column, else image / img")
     p.add_argument("--num_images", type=int, default=256)
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--output_dir", default="outputs/analysis")
@@ -60,7 +61,8 @@ def load_images(args) -> tuple[list, str]:
     if len(dataset) == 0:
         raise ValueError(f"The dataset ({description}) is empty: nothing to analyse.")
     rows = np.random.default_rng(args.seed).permutation(len(dataset))[: args.num_images]
-    return list(dataset.select(np.sort(rows))[args.image_column]), description
+    column = training.data.find_image_column(dataset, args.image_column, description)
+    return list(dataset.select(np.sort(rows))[column]), description
 
 
 def preprocess(checkpoint: str, images: list) -> torch.Tensor:
@@ -192,6 +194,6 @@ def main(argv=None) -> dict:
     return results
 
 
-def run(argv=None) -> int:
-    main(argv)
-    return 0
+def run(argv: list[str] | None = None) -> int:
+    """Console entry point (one error line and exit code 2 for a user error)."""
+    return run_main(main, argv)

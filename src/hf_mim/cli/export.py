@@ -14,6 +14,8 @@ from pathlib import Path
 from transformers import AutoImageProcessor, AutoModel, ViTImageProcessor
 
 from ..export import export_backbone
+from ..training.builders import load_checkpoint_config
+from . import run_main
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -26,6 +28,7 @@ def main(argv: list[str] | None = None) -> Path:
     source = Path(args.model_name_or_path)
     if source.is_dir() and source.resolve() == Path(args.output_dir).resolve():
         parser.error("--output_dir must differ from --model_name_or_path: the export would overwrite the checkpoint")
+    load_checkpoint_config(args.model_name_or_path)  # names the flag when there is no checkpoint
     model = AutoModel.from_pretrained(args.model_name_or_path)
     backbone = export_backbone(model, args.output_dir)
     written = ["config.json", "model.safetensors"]
@@ -47,5 +50,5 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 def run(argv: list[str] | None = None) -> int:
-    main(argv)
-    return 0
+    """Console entry point (one error line and exit code 2 for a user error)."""
+    return run_main(main, argv)

@@ -198,8 +198,10 @@ def plot(results: dict, path: Path) -> None:
 
 
 def run(argv=None) -> int:
-    main(argv)
-    return 0
+    """Console entry point (one error line and exit code 2 for a user error)."""
+    from ..console import run_main
+
+    return run_main(main, argv, name="experiments.ablations")
 
 
 if __name__ == "__main__":

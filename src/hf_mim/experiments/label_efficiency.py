@@ -405,8 +405,10 @@ def plot(summary: dict, fractions: list[str], path: Path) -> None:
 
 
 def run(argv=None) -> int:
-    main(argv)
-    return 0
+    """Console entry point (one error line and exit code 2 for a user error)."""
+    from ..console import run_main
+
+    return run_main(main, argv, name="experiments.label_efficiency")
 
 
 if __name__ == "__main__":

@@ -58,7 +58,9 @@ class PretrainingArguments:
     streaming: bool = field(default=False, **_help("stream the dataset instead of downloading it"))
     train_dir: str | None = field(default=None, **_help("an imagefolder directory"))
     data_files: list[str] | None = field(default=None, **_help("parquet / arrow files"))
-    image_column: str = field(default="image", **_help("the dataset's image column"))
+    image_column: str | None = field(
+        default=None, **_help("the image column (default: the one datasets.Image column, else image / img / jpg)")
+    )
     split: str = field(default="train", **_help("the dataset split"))
     max_train_samples: int | None = field(default=None, **_help("use only the first N rows"))
     default_data_size: int = field(default=2048, **_help("crops in the embedded default data"))

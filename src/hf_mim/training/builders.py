@@ -12,7 +12,7 @@ from torch import nn
 from ..config_overrides import check_config_keys
 from ..registry import get_model_spec
 
-__all__ = ["build_config", "build_model", "build_image_processor", "shard_model"]
+__all__ = ["build_config", "build_model", "build_image_processor", "load_checkpoint_config", "shard_model"]
 
 
 def build_config(method: str, preset: str | None = None, config_file: str | None = None, **overrides: Any):
@@ -60,3 +60,21 @@ def shard_model(model: nn.Module, mesh=None) -> nn.Module:
         if type(module).__name__ in names and module is not model:
             fully_shard(module, mesh=mesh)
     return fully_shard(model, mesh=mesh)
+
+
+def load_checkpoint_config(name_or_path: str, flag: str = "--model_name_or_path", **kwargs: Any):
+    """``AutoConfig.from_pretrained(name_or_path)``, with an error that names the argument when there is no
+    checkpoint there (a local folder without ``config.json``, or a Hub id that cannot be reached).
+
+    Raises:
+        ValueError: Naming ``flag`` and ``name_or_path``.
+    """
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(name_or_path, **kwargs)
+    except (OSError, ValueError) as err:
+        where = "a local folder without config.json" if Path(name_or_path).is_dir() else "no local folder"
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{flag} {name_or_path}: no checkpoint there ({where}, and the Hub could not provide "
+                         f"one: {first})") from err  # fmt: skip

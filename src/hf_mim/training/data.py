@@ -10,12 +10,80 @@ import numpy as np
 import torch
 
 __all__ = [
+    "IMAGE_COLUMN_NAMES",
+    "LABEL_COLUMN_NAMES",
     "SeededTransformDataset",
+    "find_image_column",
+    "find_label_column",
     "default_image_dataset",
     "drop_corrupt_images",
     "load_image_dataset",
     "truncate_log",
 ]
+
+
+#: Image column names tried when no column has the ``datasets.Image`` type (transformers' run_mim.py: image, img;
+#: WebDataset's keys).
+IMAGE_COLUMN_NAMES = ("image", "img", "jpg", "png", "webp")
+#: Label column names tried when no column is a ``datasets.ClassLabel`` (CIFAR-100's Hub copy: fine_label).
+LABEL_COLUMN_NAMES = ("label", "labels", "fine_label", "cls")
+
+
+def _columns(dataset) -> tuple[list[str], dict]:
+    features = dataset.features or {}
+    return list(dataset.column_names or features), dict(features)
+
+
+def find_image_column(dataset, image_column: str | None = None, description: str = "the dataset") -> str:
+    """The column holding the images: ``image_column`` when given (checked), else the one column of
+    ``datasets.Image`` type, else the first of :data:`IMAGE_COLUMN_NAMES` present.
+
+    Raises:
+        ValueError: Naming ``--image_column``: the given column is missing, several columns are images (listed), or
+            none is.
+    """
+    import datasets
+
+    columns, features = _columns(dataset)
+    if image_column is not None:
+        if columns and image_column not in columns:
+            raise ValueError(f"--image_column {image_column!r} is not a column of {description}: {columns}")
+        return image_column
+    images = [name for name, feature in features.items() if isinstance(feature, datasets.Image)]
+    if len(images) == 1:
+        return images[0]
+    if len(images) > 1:
+        raise ValueError(f"{description} has several image columns {images}; choose one with --image_column")
+    named = [name for name in IMAGE_COLUMN_NAMES if name in columns]
+    if named:
+        return named[0]
+    raise ValueError(f"{description} has no image column (columns: {columns}); name it with --image_column")
+
+
+def find_label_column(dataset, label_column: str | None = None, description: str = "the dataset") -> str:
+    """The column holding the class labels: ``label_column`` when given (checked), else the one
+    ``datasets.ClassLabel`` column, else the first of :data:`LABEL_COLUMN_NAMES` present.
+
+    Raises:
+        ValueError: Naming ``--label_column``: the given column is missing, several columns are class labels
+            (listed), or none is.
+    """
+    import datasets
+
+    columns, features = _columns(dataset)
+    if label_column is not None:
+        if columns and label_column not in columns:
+            raise ValueError(f"--label_column {label_column!r} is not a column of {description}: {columns}")
+        return label_column
+    labels = [name for name, feature in features.items() if isinstance(feature, datasets.ClassLabel)]
+    if len(labels) == 1:
+        return labels[0]
+    if len(labels) > 1:
+        raise ValueError(f"{description} has several class-label columns {labels}; choose one with --label_column")
+    named = [name for name in LABEL_COLUMN_NAMES if name in columns]
+    if named:
+        return named[0]
+    raise ValueError(f"{description} has no label column (columns: {columns}); name it with --label_column")
 
 
 def truncate_log(path: Path, step: int) -> None:
@@ -180,7 +248,7 @@ def load_image_dataset(
     data_files: list[str] | None = None,
     split: str = "train",
     streaming: bool = False,
-    image_column: str = "image",
+    image_column: str | None = None,
     max_samples: int | None = None,
     default_data_size: int = 2048,
 ):
@@ -205,7 +273,7 @@ def load_image_dataset(
         name = ", ".join(Path(f).name for f in data_files)
         missing = [str(f) for f in data_files if not Path(f).exists()]
         if missing:
-            raise FileNotFoundError(f"--data_files not found: {missing}.")
+            raise FileNotFoundError(f"--data_files not found: {missing}")
         try:
             ds = datasets.load_dataset(kind, data_files=[str(f) for f in data_files], split=split, streaming=streaming)
         except ValueError as err:
@@ -216,9 +284,7 @@ def load_image_dataset(
         ds = default_image_dataset(default_data_size, seed=0)
         name = f"{default_data_size} random crops of the photos shipped with scikit-image"
         image_column = "image"
-    columns = ds.column_names
-    if columns is not None and image_column not in columns:
-        raise ValueError(f"`image_column` {image_column!r} is not a column of the dataset: {columns}.")
+    image_column = find_image_column(ds, image_column, name)
     feature = ds.features[image_column] if ds.features is not None else None
     if feature is not None and not isinstance(feature, datasets.Image):
         if getattr(feature, "dtype", None) in ("binary", "large_binary"):

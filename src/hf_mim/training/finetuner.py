@@ -9,6 +9,7 @@ hf_mim, so evaluation works offline; the results go into the model card's model-
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +25,9 @@ from ..hub import push_folder, render_model_card
 from ..image_processing import MaskedImageProcessor
 from ..metrics import load_metric
 from .augmentation import FinetuneAugmentation
+from .builders import load_checkpoint_config
 from .checkpointing import COMPLETION_FILE, write_json_atomic
-from .data import load_image_dataset
+from .data import find_image_column, find_label_column, load_image_dataset
 from .finetuning import RecipeTrainer, finetuning_config, init_classifier
 from .optimization import layer_decay_param_groups
 from .resolve import finetune_dry_run_report, finetune_schedule, resolve_finetune_recipe
@@ -44,8 +46,13 @@ class FinetuneArguments:
     validation_split_percentage: float = field(
         default=10.0, metadata={"help": "held out when there is no validation split"}
     )
-    image_column: str = "image"
-    label_column: str = "label"
+    image_column: str | None = field(
+        default=None, metadata={"help": "the image column (default: the one datasets.Image column, else image / img)"}
+    )
+    label_column: str | None = field(
+        default=None,
+        metadata={"help": "the label column (default: the one ClassLabel column, else label / labels / fine_label)"},
+    )
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     linear_probe: bool = field(default=False, metadata={"help": "freeze the encoder, train a linear head only"})
@@ -82,6 +89,12 @@ class FinetuneArguments:
 
 
 def load_splits(args: FinetuneArguments, seed: int):
+    """The training and evaluation splits (a held-out share of the training data when there is no validation
+    split), their description, and the image and label columns (found when not given).
+
+    Returns:
+        ``(train, evaluation, description, image_column, label_column)``.
+    """
     import datasets
 
     train, description = load_image_dataset(
@@ -91,8 +104,7 @@ def load_splits(args: FinetuneArguments, seed: int):
         data_files=args.data_files,
         image_column=args.image_column,
     )
-    if args.label_column not in train.column_names:
-        raise ValueError(f"--label_column {args.label_column!r} is not a column of the dataset: {train.column_names}")
+    label_column = find_label_column(train, args.label_column, description)
     if args.validation_files:
         kind = "arrow" if all(f.endswith(".arrow") for f in args.validation_files) else "parquet"
         evaluation = datasets.load_dataset(kind, data_files=args.validation_files, split="train")
@@ -109,7 +121,8 @@ def load_splits(args: FinetuneArguments, seed: int):
         train = train.select(range(min(args.max_train_samples, len(train))))
     if args.max_eval_samples:
         evaluation = evaluation.select(range(min(args.max_eval_samples, len(evaluation))))
-    return train, evaluation, description
+    image_column = find_image_column(train, args.image_column, description)
+    return train, evaluation, description, image_column, label_column
 
 
 def label_names(dataset, column: str) -> list[str]:
@@ -163,7 +176,7 @@ def finetune(args: FinetuneArguments, train_args: TrainingArguments, explicit: s
         ValueError: Before any training, naming the argument: no labelled data, unusable labels, bad kNN settings,
             a recipe of another method.
     """
-    pretrained = AutoConfig.from_pretrained(args.model_name_or_path)
+    pretrained = load_checkpoint_config(args.model_name_or_path)
     method = pretrained.model_type
     recipe = resolve_finetune_recipe(args, train_args, method, getattr(pretrained, "backbone", None),
                                      explicit or set())  # fmt: skip
@@ -177,7 +190,8 @@ def finetune(args: FinetuneArguments, train_args: TrainingArguments, explicit: s
     train_args.remove_unused_columns = False  # the transform needs the image column
     push = train_args.push_to_hub
     train_args.push_to_hub = False  # uploaded once at the end by hf_mim.hub.push_folder (card, code, retries)
-    train, evaluation, description = load_splits(args, train_args.seed)
+    train, evaluation, description, image_column, label_column = load_splits(args, train_args.seed)
+    args = dataclasses.replace(args, image_column=image_column, label_column=label_column)  # a copy: found columns
     check_labels(train, args.label_column, "train")
     check_labels(evaluation, args.label_column, "evaluation")
     labels = label_names(train, args.label_column)

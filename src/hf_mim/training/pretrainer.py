@@ -33,7 +33,7 @@ from ..registry import get_model_spec
 from . import checkpointing
 from .arguments import PretrainingArguments
 from .builders import build_image_processor
-from .data import SeededTransformDataset, drop_corrupt_images, truncate_log
+from .data import SeededTransformDataset, drop_corrupt_images, find_image_column, truncate_log
 from .optimization import build_lr_scheduler, param_groups
 from .pictures import pretraining_picture
 from .resolve import ResolvedPretraining, resolve_pretraining
@@ -84,7 +84,8 @@ class Pretrainer:
     Args:
         model: The pretraining model; default: built from ``args`` (preset / config file / checkpoint).
         args: :class:`PretrainingArguments`, or a plan already resolved from them.
-        train_dataset: A ``datasets.Dataset`` / ``IterableDataset`` with an image column (``args.image_column``);
+        train_dataset: A ``datasets.Dataset`` / ``IterableDataset`` with an image column (``args.image_column``, or
+            found by :func:`~hf_mim.training.data.find_image_column`);
             default: loaded from ``args``' data flags (the embedded photos when none is given).
         image_processor: Preprocessing, augmentation and masks; default: the method's processor for the model's
             config with the recipe's crop scale.
@@ -154,9 +155,8 @@ class Pretrainer:
     def _build_loader(self):
         """The per-process DataLoader (seeded order and per-example seeded augmentation), and the picture images."""
         a, plan = self.plan.args, self.plan
-        dataset, column = self.train_dataset, a.image_column
-        if dataset.column_names is not None and column not in dataset.column_names:
-            raise ValueError(f"`image_column` {column!r} is not a column of the dataset: {dataset.column_names}.")
+        dataset = self.train_dataset
+        column = find_image_column(dataset, a.image_column, self.dataset_description)
         if a.skip_corrupt_images and not a.streaming:
             dataset, skipped = drop_corrupt_images(dataset, column)
             if skipped:

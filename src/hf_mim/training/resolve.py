@@ -114,9 +114,9 @@ def _model_sources(args: PretrainingArguments, method: str, preset: str | None) 
             )
         sources["preset"] = dict(spec.config_class.presets[preset])
     if args.model_name_or_path:
-        from transformers import AutoConfig
+        from .builders import load_checkpoint_config
 
-        sources["checkpoint config"] = AutoConfig.from_pretrained(args.model_name_or_path).to_dict()
+        sources["checkpoint config"] = load_checkpoint_config(args.model_name_or_path).to_dict()
     return sources
 
 
