@@ -46,10 +46,10 @@ def main() -> None:
     print(f"{'processor':40s} {'img/s/core':>11s} {f'DataLoader {args.workers}w img/s':>22s}")
     for name, make in PROCESSORS.items():
         processor = make()
-        processor(images[:8], seed=0)  # warm-up
+        processor(images[:8], augment=True, return_mask=True, seed=0)  # warm-up
         start = time.perf_counter()
         for i in range(0, len(images), args.batch):
-            processor(images[i : i + args.batch], seed=i)
+            processor(images[i : i + args.batch], augment=True, return_mask=True, seed=i)
         per_core = len(images) / (time.perf_counter() - start)
         loader = DataLoader(
             SeededTransformDataset(dataset, processor), batch_size=args.batch, num_workers=args.workers

@@ -31,7 +31,7 @@ processor = AutoImageProcessor.from_pretrained(sys.argv[1], trust_remote_code=Tr
 local = load_file(sys.argv[2] + "/model.safetensors")
 state = model.state_dict()
 assert all(torch.equal(state[k], v) for k, v in local.items()), "weights differ"
-batch = processor([torch.rand(3, 40, 40)], augment=False, seed=0)
+batch = processor([torch.rand(3, 40, 40)], augment=False, return_mask=True, seed=0)
 out = model(**batch)
 assert torch.isfinite(out.loss)
 assert "hf_mim" not in sys.modules and type(model).__module__.startswith("transformers_modules")
@@ -118,7 +118,7 @@ def test_remote_code_bundle_for_other_methods(method, tmp_path):
     written = bundle_remote_code(model, tmp_path) + bundle_remote_code(processor, tmp_path)
     assert f"modeling_{method}.py" in written and "image_processing.py" in written
     code = LOAD_WITHOUT_HF_MIM.replace(
-        "processor([torch.rand(3, 40, 40)], augment=False, seed=0)",
+        "processor([torch.rand(3, 40, 40)], augment=False, return_mask=True, seed=0)",
         "processor([torch.rand(3, 40, 40)], augment=False, seed=0, return_mask=False)",
     )
     code = code.replace("out = model(**batch)", "out = model(**batch, **EXTRA)")

@@ -14,7 +14,7 @@ def test_outputs_shapes_dtypes_and_counts(photos):
     processor = MaskedImageProcessor(
         image_size=64, patch_size=16, mask_type="random", mask_kwargs={"mask_ratio": 0.75}
     )
-    out = processor(list(photos.values()), return_hog_targets=True)
+    out = processor(list(photos.values()), augment=True, return_mask=True, return_hog_targets=True)
     assert out["pixel_values"].shape == (3, 3, 64, 64) and out["pixel_values"].dtype == torch.float32
     assert out["bool_masked_pos"].shape == (3, 16) and out["bool_masked_pos"].dtype == torch.bool
     assert (out["bool_masked_pos"].sum(1) == 16 - int(16 * 0.25)).all()
@@ -44,15 +44,15 @@ def test_augmentation_is_random_but_seedable(photos):
         mask_type="blockwise",
         mask_kwargs={"num_masking_patches": 6, "min_num_patches": 2},
     )
-    a = processor([photos["coffee"]] * 4, seed=3)
-    b = processor([photos["coffee"]] * 4, seed=3)
+    a = processor([photos["coffee"]] * 4, augment=True, return_mask=True, seed=3)
+    b = processor([photos["coffee"]] * 4, augment=True, return_mask=True, seed=3)
     torch.testing.assert_close(a["pixel_values"], b["pixel_values"])
     assert torch.equal(a["bool_masked_pos"], b["bool_masked_pos"])
     assert not torch.equal(a["pixel_values"][0], a["pixel_values"][1])  # crops differ within a batch
     torch.manual_seed(0)
-    c = processor([photos["coffee"]] * 2)
+    c = processor([photos["coffee"]] * 2, augment=True)
     torch.manual_seed(0)
-    d = processor([photos["coffee"]] * 2)
+    d = processor([photos["coffee"]] * 2, augment=True)
     torch.testing.assert_close(c["pixel_values"], d["pixel_values"])
 
 
@@ -112,7 +112,8 @@ def test_save_load_roundtrip(tmp_path, photos):
     for loaded in (MaskedImageProcessor.from_pretrained(tmp_path), AutoImageProcessor.from_pretrained(tmp_path)):
         assert type(loaded) is MaskedImageProcessor
         assert loaded.to_dict() == processor.to_dict()
-        a, b = processor(photos["astronaut"], seed=1), loaded(photos["astronaut"], seed=1)
+        a = processor(photos["astronaut"], augment=True, return_mask=True, seed=1)
+        b = loaded(photos["astronaut"], augment=True, return_mask=True, seed=1)
         for key in ("pixel_values", "bool_masked_pos", "hog_targets"):
             assert torch.equal(a[key], b[key])
 
@@ -168,3 +169,34 @@ def test_images_are_converted_by_bit_depth():
     assert np.asarray(to_rgb_image(np.full((4, 4, 3), 100, np.int64)))[0, 0, 0] == 100  # 8-bit values in int64
     with pytest.raises(ValueError, match="normalised already"):
         to_rgb_image(np.full((4, 4, 3), -0.5))
+
+
+@pytest.mark.parametrize("method", ["maskfeat", "simmim", "hpm"])
+def test_a_saved_processor_is_deterministic_inference_preprocessing(method, photos, tmp_path):
+    """What every hf_mim output folder saves: the pipeline the model card declares gives the same features twice,
+    equal to the encoder's on the deterministic preprocessing (no augmentation, no mask)."""
+    from transformers import AutoImageProcessor, AutoModel, pipeline
+
+    from hf_mim import get_model_spec
+    from hf_mim.export import bundle_remote_code
+
+    spec = get_model_spec(method)
+    torch.manual_seed(0)
+    model = spec.pretraining_class(spec.tiny_config())
+    processor = spec.image_processor_class.from_model_config(model.config)
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    bundle_remote_code(model, tmp_path)
+    bundle_remote_code(processor, tmp_path)
+    loaded = AutoImageProcessor.from_pretrained(tmp_path)
+    image = PIL.Image.fromarray(photos["chelsea"])
+    assert "bool_masked_pos" not in loaded(image) and not loaded.do_augment
+    torch.testing.assert_close(loaded(image)["pixel_values"], loaded(image)["pixel_values"], rtol=0, atol=0)
+
+    extractor = pipeline("image-feature-extraction", model=str(tmp_path), trust_remote_code=True)
+    first, second = torch.tensor(extractor(image)), torch.tensor(extractor(image))
+    assert torch.equal(first, second)
+    encoder = AutoModel.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        expected = encoder(**processor(image)).last_hidden_state
+    torch.testing.assert_close(first, expected, rtol=1e-5, atol=1e-5)

@@ -364,7 +364,7 @@ def hpm_loss_maps(model: nn.Module, pixel_values: torch.Tensor, bool_masked_pos:
     """
     from .visualization import denormalize, heatmap, image_grid, mask_overlay
 
-    if getattr(model.config, "model_type", "") != "hpm" or getattr(model, "loss_predictor", None) is None:
+    if getattr(model, "loss_predictor", None) is None:  # HPMForPreTraining with hard patches mining
         raise ValueError("hpm_loss_maps needs an HPMForPreTraining model with hard patches mining (a loss predictor).")
     was_training = model.training
     model.eval()

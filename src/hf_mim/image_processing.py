@@ -104,15 +104,19 @@ class MaskedImageProcessor(BaseImageProcessor):
     - ``bool_masked_pos``: bool ``[B, num_patches]`` (row-major over the patch grid) when ``mask_type`` is set;
     - ``hog_targets``: float32 ``[B, num_patches, 3 * nbins * (patch_size / cell_size)^2]`` when asked.
 
-    Training augmentation is random-resized-crop + horizontal flip; evaluation preprocessing resizes the shorter
-    side to ``image_size / crop_pct`` and center-crops. All randomness (crops, flips, masks) is drawn from torch's
+    Calling the processor gives deterministic inference preprocessing (resize the shorter side to
+    ``image_size / crop_pct``, center-crop, normalise) and no mask, as every transformers image processor does, so a
+    saved processor serves ``AutoImageProcessor`` and ``pipeline("image-feature-extraction")`` users as is.
+    Training asks for its augmentation (random-resized-crop + horizontal flip) and masks explicitly:
+    ``processor(images, augment=True, return_mask=True)``, or :meth:`as_transform`, the training transform. All randomness (crops, flips, masks) is drawn from torch's
     global generator, so ``torch.manual_seed``, DataLoader worker seeding and accelerate's RNG checkpoints make it
     reproducible; pass ``seed=`` to a call to fix one call's draws.
 
     Args:
         image_size: Output side in pixels.
         patch_size: The model's patch side (defines the mask grid and HOG patches).
-        do_augment: Default for the ``augment`` call argument (training augmentation vs evaluation preprocessing).
+        do_augment: Default for the ``augment`` call argument (False: evaluation preprocessing; training passes
+            ``augment=True``).
         crop_scale: Random-resized-crop area range, as fractions of the image.
         crop_ratio: Random-resized-crop aspect-ratio range.
         flip_prob: Horizontal-flip probability during augmentation.
@@ -135,7 +139,7 @@ class MaskedImageProcessor(BaseImageProcessor):
         self,
         image_size: int = 224,
         patch_size: int = 16,
-        do_augment: bool = True,
+        do_augment: bool = False,
         crop_scale: Sequence[float] = (0.08, 1.0),
         crop_ratio: Sequence[float] = (3 / 4, 4 / 3),
         flip_prob: float = 0.5,
@@ -285,7 +289,7 @@ class MaskedImageProcessor(BaseImageProcessor):
         images: Any,
         augment: bool | None = None,
         return_hog_targets: bool | None = None,
-        return_mask: bool = True,
+        return_mask: bool = False,
         seed: int | None = None,
         seeds: Sequence[int] | None = None,
         return_tensors: str | None = "pt",
@@ -297,7 +301,8 @@ class MaskedImageProcessor(BaseImageProcessor):
             images: A PIL image / array / tensor, or a list of them.
             augment: Training augmentation (default: ``do_augment``) or deterministic evaluation preprocessing.
             return_hog_targets: Also compute ``hog_targets`` (default: the config's value).
-            return_mask: Include ``bool_masked_pos`` when a ``mask_type`` is configured.
+            return_mask: Include ``bool_masked_pos`` (when a ``mask_type`` is configured); off by default, so that
+                inference never masks.
             seed: Fixes this call's random draws; by default they come from torch's global generator.
             seeds: One seed per image instead: each image's crop, flip and mask depend on its seed only (what makes
                 a data pipeline reproducible whatever the batching, workers or resumption point).
@@ -355,16 +360,19 @@ class MaskedImageProcessor(BaseImageProcessor):
         self,
         image_column: str = "image",
         label_column: str | None = None,
-        augment: bool | None = None,
+        augment: bool = True,
         return_hog_targets: bool | None = None,
+        return_mask: bool = True,
     ) -> Callable[[dict[str, list]], dict[str, Any]]:
-        """A ``datasets`` transform: ``ds.with_transform(processor.as_transform())``.
+        """The training transform for ``datasets``: ``ds.with_transform(processor.as_transform())`` gives augmented
+        images and masks; ``augment=False`` (and ``return_mask=False``) for evaluation.
 
         Args:
             image_column: Column holding the images.
             label_column: Optional column copied to ``labels`` (for classification fine-tuning).
-            augment: See :meth:`preprocess`.
+            augment: Training augmentation (default) or the deterministic preprocessing.
             return_hog_targets: See :meth:`preprocess`.
+            return_mask: Include ``bool_masked_pos`` when a ``mask_type`` is configured (default).
 
         Returns:
             A function mapping a batch dict to ``pixel_values`` / ``bool_masked_pos`` / ``hog_targets`` /
@@ -374,7 +382,8 @@ class MaskedImageProcessor(BaseImageProcessor):
         def transform(batch: dict[str, list]) -> dict[str, Any]:
             if image_column not in batch:
                 raise ValueError(f"`image_column` {image_column!r} is not in the batch; columns: {sorted(batch)}.")
-            out = dict(self.preprocess(batch[image_column], augment=augment, return_hog_targets=return_hog_targets))
+            out = dict(self.preprocess(batch[image_column], augment=augment, return_hog_targets=return_hog_targets,
+                                       return_mask=return_mask))  # fmt: skip
             if label_column is not None:
                 if label_column not in batch:
                     raise ValueError(f"`label_column` {label_column!r} is not in the batch; columns: {sorted(batch)}.")

@@ -50,6 +50,9 @@ class ModelSpec:
         official_sources: The released checkpoints' layouts its converter (``models/<name>/convert_<name>_official``)
             reads, the default first, each with the model-card text of the release (paper results and files).
         official_converter_options: Extra keyword arguments its official converter takes (``hf-mim convert``).
+        picture_panels: Draws its panels of the pretraining picture,
+            ``(model, out, pixel_values, mask, index, mean, std) -> [(title, [H, W, 3] uint8)]``
+            (``models/<name>/visualization_<name>.py``).
         transformers_loader: The Auto class that loads its transformers counterpart for ``from_transformers``
             (None: transformers has none).
     """
@@ -70,6 +73,7 @@ class ModelSpec:
     official_sources: dict[str, str] = field(default_factory=dict)
     official_converter_options: tuple[str, ...] = ()
     transformers_loader: Any = None
+    picture_panels: Callable[..., list] | None = None
 
     def main_recipe(self, stage: str, backbone: str | None = None) -> str:
         """The name of the recipe a named model of this method gets at ``stage`` without ``--recipe``."""
@@ -95,9 +99,9 @@ def _random_mask(config, batch_size: int, generator: torch.Generator) -> dict:
 
 def _specs() -> list[ModelSpec]:
     from .models import hpm, maskfeat, simmim
-    from .models.hpm import recipes_hpm
-    from .models.maskfeat import recipes_maskfeat
-    from .models.simmim import recipes_simmim
+    from .models.hpm import recipes_hpm, visualization_hpm
+    from .models.maskfeat import recipes_maskfeat, visualization_maskfeat
+    from .models.simmim import recipes_simmim, visualization_simmim
 
     return [
         ModelSpec(
@@ -111,6 +115,7 @@ def _specs() -> list[ModelSpec]:
             pretraining_inputs=_random_mask,
             paper="Masked Feature Prediction for Self-Supervised Visual Pre-Training",
             recipes=recipes_maskfeat.RECIPES,
+            picture_panels=visualization_maskfeat.picture_panels,
             main_recipes={"pretrain": "maskfeat-vit-b-1600ep", "finetune": "maskfeat-vit-b-ft"},
             official_sources={
                 "slowfast": "facebookresearch/SlowFast (projects/maskfeat/README.md: in1k_VIT_B_MaskFeat_PT_epoch_01600"
@@ -130,6 +135,7 @@ def _specs() -> list[ModelSpec]:
             pretraining_inputs=_random_mask,
             paper="SimMIM: A Simple Framework for Masked Image Modeling",
             recipes=recipes_simmim.RECIPES,
+            picture_panels=visualization_simmim.picture_panels,
             demo_preset="vit-demo",
             lr_scale_batch=512,  # microsoft/SimMIM main_simmim.py:218-220 (LR x total batch / 512)
             main_recipes={
@@ -155,6 +161,7 @@ def _specs() -> list[ModelSpec]:
             pretraining_inputs=_exact_mask,
             paper="Hard Patches Mining for Masked Image Modeling",
             recipes=recipes_hpm.RECIPES,
+            picture_panels=visualization_hpm.picture_panels,
             main_recipes={"pretrain": "hpm-vit-b-800ep", "finetune": "hpm-vit-b-ft"},
             official_sources={
                 "hpm": "Haochen-Wang409/HPM (README.md: ViT-B/16 800 ep 84.2, ViT-L/16 800 ep 85.8 top-1 after "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -11,7 +12,15 @@ import PIL.ImageDraw
 import torch
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-__all__ = ["denormalize", "hog_glyphs", "mask_overlay", "heatmap", "image_grid"]
+__all__ = [
+    "denormalize",
+    "heatmap",
+    "hog_glyphs",
+    "hog_panel",
+    "image_grid",
+    "mask_overlay",
+    "patch_reconstruction",
+]
 
 
 def denormalize(
@@ -71,16 +80,59 @@ def heatmap(values: torch.Tensor, grid: tuple[int, int], size: tuple[int, int]) 
     return np.asarray(image)
 
 
-def image_grid(rows: Sequence[Sequence[np.ndarray]], pad: int = 2, upscale: int = 1) -> PIL.Image.Image:
-    """Tiles equally sized ``[H, W, 3]`` uint8 arrays into one picture (rows x columns)."""
+def image_grid(
+    rows: Sequence[Sequence[np.ndarray]], pad: int = 2, upscale: int = 1, titles: Sequence[str] | None = None
+) -> PIL.Image.Image:
+    """Tiles equally sized ``[H, W, 3]`` uint8 arrays into one picture (rows x columns), with a line of text above
+    each column when ``titles`` are given (wrapped to the column's width)."""
     tiles = [[PIL.Image.fromarray(t) for t in row] for row in rows]
-    th = max(t.height for row in tiles for t in row)
-    tw = max(t.width for row in tiles for t in row)
+    th = max(t.height for row in tiles for t in row) * upscale
+    tw = max(t.width for row in tiles for t in row) * upscale
     ncols = max(len(row) for row in tiles)
-    grid = PIL.Image.new("RGB", (ncols * (tw + pad) + pad, len(tiles) * (th + pad) + pad), (255, 255, 255))
+    # PIL's default bitmap font: about 6 px a character, 12 px a line
+    wrapped = [textwrap.wrap(title, max(8, tw // 6)) or [""] for title in titles or ()]
+    header = 12 * max((len(lines) for lines in wrapped), default=0) + (pad if wrapped else 0)
+    grid = PIL.Image.new("RGB", (ncols * (tw + pad) + pad, header + len(tiles) * (th + pad) + pad), (255, 255, 255))
+    draw = PIL.ImageDraw.Draw(grid)
+    for j, lines in enumerate(wrapped):
+        for k, line in enumerate(lines):
+            draw.text((pad + j * (tw + pad), pad + 12 * k), line, fill=(0, 0, 0))
     for i, row in enumerate(tiles):
         for j, tile in enumerate(row):
-            grid.paste(tile.resize((tw, th), PIL.Image.NEAREST), (pad + j * (tw + pad), pad + i * (th + pad)))
-    if upscale > 1:
-        grid = grid.resize((grid.width * upscale, grid.height * upscale), PIL.Image.NEAREST)
+            grid.paste(tile.resize((tw, th), PIL.Image.NEAREST), (pad + j * (tw + pad), header + pad + i * (th + pad)))
     return grid
+
+
+def hog_panel(hog: torch.Tensor, grid: tuple[int, int], channels: int, nbins: int, cells: int,
+              size: tuple[int, int]) -> np.ndarray:  # fmt: skip
+    """Per-patch HOG features ``[h * w, C * nbins * cells^2]`` (:class:`~hf_mim.targets.HOGFeatures` order) drawn as
+    glyphs of the given ``size``, each (channel, cell) histogram normalised so that orientations, not magnitudes,
+    are compared."""
+    h, w = grid
+    hog = hog.float().reshape(h, w, channels, nbins, cells, cells)
+    hog = hog.permute(2, 3, 0, 4, 1, 5).reshape(channels, nbins, h * cells, w * cells)
+    glyphs = hog_glyphs(torch.nn.functional.normalize(hog, dim=1), cell_px=16)
+    return np.asarray(PIL.Image.fromarray(glyphs).resize((size[1], size[0]), PIL.Image.BILINEAR))
+
+
+def patch_reconstruction(
+    pixel_values: torch.Tensor, prediction: torch.Tensor, mask: torch.Tensor, patch_size: int, norm_pix_loss: bool
+) -> torch.Tensor:
+    """The normalised image ``[C, H, W]`` with its masked patches replaced by the predicted patches.
+
+    ``prediction`` is ``[L, patch^2 * C]`` in MAE's patch order. With ``norm_pix_loss`` the model predicts each
+    patch normalised by its own mean and variance; the masked patches are then drawn with the mean and variance of
+    the *visible* patches (averaged over them), never with the masked patches' own statistics, so the picture shows
+    nothing the model did not predict.
+    """
+    from .targets import patchify, unpatchify
+
+    height, width = pixel_values.shape[-2:]
+    target = patchify(pixel_values[None].float(), patch_size)[0]  # [L, p * p * C]
+    prediction = prediction.float()
+    if norm_pix_loss:
+        visible = target[~mask] if bool((~mask).any()) else target.new_zeros(1, target.shape[-1])
+        mean, var = visible.mean(-1).mean(), visible.var(-1).mean()  # as normalize_patches: unbiased variance
+        prediction = prediction * (var + 1e-6) ** 0.5 + mean
+    merged = torch.where(mask[:, None], prediction, target)
+    return unpatchify(merged[None], patch_size, (height, width))[0]

@@ -71,7 +71,7 @@ def test_analyze_explains_bad_input(tmp_path):
         main(["analyze", "--output_dir", str(tmp_path)])  # neither checkpoints nor --mask_study
 
 
-def test_analyze_refuses_an_empty_dataset(tmp_path):
+def test_analyze_refuses_an_empty_dataset(tmp_path, capsys):
     import datasets
 
     empty = tmp_path / "empty.parquet"
@@ -80,9 +80,10 @@ def test_analyze_refuses_an_empty_dataset(tmp_path):
     )
     spec = get_model_spec("maskfeat")
     spec.pretraining_class(spec.tiny_config()).save_pretrained(tmp_path / "m")
-    with pytest.raises(ValueError, match="has no rows"):
-        main(["analyze", "--model_name_or_path", str(tmp_path / "m"), "--data_files", str(empty),
-              "--output_dir", str(tmp_path / "out")])  # fmt: skip
+    # a user error: one line and exit code 2 (the ValueError itself with HF_MIM_DEBUG=1)
+    assert main(["analyze", "--model_name_or_path", str(tmp_path / "m"), "--data_files", str(empty),
+                 "--output_dir", str(tmp_path / "out")]) == 2  # fmt: skip
+    assert "has no rows" in capsys.readouterr().err
 
 
 def _run(argv, capsys) -> tuple[int, str]:
@@ -106,7 +107,7 @@ def _run(argv, capsys) -> tuple[int, str]:
         (["pretrain", "--method", "hpm", "--model_name_or_path", "no/such-folder"], "--model_name_or_path no/such"),
         (["push", "--output_dir", "no/such-folder", "--hub_model_id", "me/x"], "no/such-folder"),
         (["convert", "--method", "maskfeat", "--checkpoint", "missing.pth", "--output_dir", "o"], "not a file"),
-        (["analyze", "--checkpoints", "no/such-folder", "--output_dir", "o"], "no/such-folder"),
+        (["analyze", "--model_name_or_path", "no/such-folder", "--output_dir", "o"], "no/such-folder"),
     ],
 )
 def test_every_command_ends_a_user_error_with_one_line(argv, message, capsys, tmp_path, monkeypatch):

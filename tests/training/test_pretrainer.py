@@ -37,7 +37,7 @@ def test_python_run_equals_the_command(photos, tmp_path):
     set_seed(3)
     model = MaskFeatForPreTraining(MaskFeatConfig.from_preset("test", image_size=32, patch_size=16))
     dataset = datasets.load_dataset("parquet", data_files=str(data), split="train")
-    args = PretrainingArguments(output_dir=str(tmp_path / "py"), recipe="maskfeat-vit-b-1600ep", **common)
+    args = PretrainingArguments(output_dir=str(tmp_path / "py"), **common)  # a given model gets the main recipe
     metrics = Pretrainer(model, args, train_dataset=dataset).train()
 
     assert metrics["train_steps"] == 3
@@ -48,6 +48,9 @@ def test_python_run_equals_the_command(photos, tmp_path):
     for name in ("config.json", "preprocessor_config.json", "README.md", "all_results.json", "run.json",
                  "training_args.json", "reconstruction.png", "train_log.jsonl"):  # fmt: skip
         assert (tmp_path / "py" / name).is_file(), name
+    assert {p.name for p in (tmp_path / "cli").iterdir()} == {p.name for p in (tmp_path / "py").iterdir()}
+    for name in ("config.json", "preprocessor_config.json"):
+        assert json.loads((tmp_path / "cli" / name).read_text()) == json.loads((tmp_path / "py" / name).read_text())
     run = json.loads((tmp_path / "py" / "run.json").read_text())
     assert run["run"]["recipe"] == "maskfeat-vit-b-1600ep" and run["run"]["values"]["max_steps"] == 3
 
@@ -94,7 +97,7 @@ def test_callbacks_and_model_hooks_see_every_step(photos, tmp_path):
 
 def test_a_model_of_another_method_is_refused_before_work(tmp_path):
     model = MaskFeatForPreTraining(MaskFeatConfig.from_preset("test"))
-    with pytest.raises(ValueError, match="'maskfeat' model, but the arguments resolve to --method 'hpm'"):
+    with pytest.raises(ValueError, match="'maskfeat' model, but --method is 'hpm'"):
         Pretrainer(model, PretrainingArguments(method="hpm", output_dir=str(tmp_path), cpu=True))
     assert not any(tmp_path.iterdir())
 
@@ -106,3 +109,15 @@ def test_skipping_nonfinite_batches_is_bounded(photos, tmp_path):
                                 picture_steps=0)  # fmt: skip
     with pytest.raises(FloatingPointError, match="3 batches in a row"):
         Pretrainer(model, args, train_dataset=_images(photos)).train()
+
+
+def test_a_handed_stream_is_streamed(photos, tmp_path):
+    model = MaskFeatForPreTraining(MaskFeatConfig.from_preset("test", image_size=32, patch_size=16))
+    stream = _images(photos).to_iterable_dataset()
+    args = PretrainingArguments(output_dir=str(tmp_path / "a"), per_device_train_batch_size=4, max_steps=0,
+                                num_train_epochs=1.0, picture_steps=0, cpu=True)  # fmt: skip
+    with pytest.raises(ValueError, match="needs --max_steps"):
+        Pretrainer(model, args, train_dataset=stream).train()
+    args = PretrainingArguments(output_dir=str(tmp_path / "b"), per_device_train_batch_size=4, max_steps=2,
+                                picture_steps=0, cpu=True)  # fmt: skip
+    assert Pretrainer(model, args, train_dataset=stream).train()["train_steps"] == 2

@@ -178,8 +178,10 @@ def test_finetune_recipe(name, checkpoints, tmp_path):
     path = str(checkpoints[official["ckpt"]])
     args = FinetuneArguments(model_name_or_path=path, recipe=name)
     train_args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
-    recipe = resolve_finetune_recipe(args, train_args, name.split("-")[0],
-                                     "swin" if "swin" in name else None, explicit=set())  # fmt: skip
+    given = (args, train_args)
+    args, train_args, recipe = resolve_finetune_recipe(args, train_args, name.split("-")[0],
+                                                       "swin" if "swin" in name else None, explicit=set())  # fmt: skip
+    assert given[1].learning_rate == TrainingArguments.learning_rate and given[0].layer_decay is None  # unchanged
     assert train_args.per_device_train_batch_size == official["batch"]
     assert train_args.learning_rate == pytest.approx(official["peak"], rel=1e-9)
     assert (train_args.adam_beta1, train_args.adam_beta2, train_args.max_grad_norm) == (0.9, 0.999, official["clip"])

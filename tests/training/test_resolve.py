@@ -3,8 +3,10 @@ recipe > demo defaults (a recipe named with --recipe ranks above the preset); th
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
+import pickle
 
 import pytest
 
@@ -82,7 +84,8 @@ def test_a_flag_wins_over_the_recipe_which_wins_over_the_demo(key):
     extra = {"lr_milestones": [1.0]} if key == "lr_scheduler_type" else {}
     flagged = resolve_pretraining(PretrainingArguments(recipe="hpm-vit-b-800ep", preset="test", **{key: mine},
                                                        **extra), num_processes=1)  # fmt: skip
-    assert flagged.values[key] == mine and flagged.value_sources[key] == "flag"
+    got = flagged.values[key]
+    assert (list(got) if isinstance(got, tuple) else got) == mine and flagged.value_sources[key] == "flag"
 
 
 def test_the_arguments_are_never_changed():
@@ -95,6 +98,16 @@ def test_the_arguments_are_never_changed():
         plan.recipe = "other"
     with pytest.raises(TypeError):
         plan.values["weight_decay"] = 0.0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.args.max_steps = 3
+    assert isinstance(plan.values["lr_milestones"], tuple) and isinstance(plan.args.lr_milestones, tuple | None)
+    files = PretrainingArguments(data_files=["a.parquet"], hub_token="secret")
+    plan = resolve_pretraining(files, num_processes=1)
+    files.data_files.append("b.parquet")  # the caller's list, not the plan's
+    assert plan.args.data_files == ("a.parquet",)
+    again = pickle.loads(pickle.dumps(plan))
+    assert again.to_dict() == plan.to_dict() and copy.deepcopy(plan).values == plan.values
+    assert "secret" not in json.dumps(plan.to_dict()) and plan.to_dict()["arguments"]["hub_token"] == "<redacted>"
 
 
 def test_learning_rates_scale_with_the_processes():

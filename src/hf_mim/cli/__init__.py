@@ -11,12 +11,18 @@ the same functions, so ``accelerate launch scripts/pretrain.py`` keeps working.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 
 from ..console import run_main  # re-exported for the subcommands
 
-__all__ = ["COMMANDS", "main", "run_main"]
+__all__ = ["COMMANDS", "HelpFormatter", "main", "run_main"]
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` of the subcommands: the usage examples as written, and every flag's default."""
+
 
 #: subcommand -> (module under hf_mim.cli, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {

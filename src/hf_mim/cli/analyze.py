@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from .. import analysis, training
 from ..image_processing import MaskedImageProcessor
+from ..training.builders import load_checkpoint_config
 from . import run_main
 
 MASK_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -171,6 +172,8 @@ def figures(results: dict, out: Path) -> list[str]:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    for checkpoint in args.model_name_or_path or ():  # every checkpoint exists before any work
+        load_checkpoint_config(checkpoint)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     results: dict = {}

@@ -18,11 +18,12 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from ..training.finetuner import FinetuneArguments, finetune
 from ..training.resolve import explicit_flags
-from . import run_main
+from . import HelpFormatter, run_main
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = HfArgumentParser((FinetuneArguments, TrainingArguments), prog="hf-mim finetune", description=__doc__)
+    parser = HfArgumentParser((FinetuneArguments, TrainingArguments), prog="hf-mim finetune", description=__doc__,
+                              formatter_class=HelpFormatter)  # fmt: skip
     args, train_args = parser.parse_args_into_dataclasses(args=argv)
     return finetune(args, train_args, explicit_flags(argv))
 

@@ -20,14 +20,15 @@ import json
 from transformers import HfArgumentParser
 
 from ..training import Pretrainer, PretrainingArguments, ResolvedPretraining, resolve_pretraining
-from . import run_main
+from . import HelpFormatter, run_main
 
 LAST_MODEL = None  # the trained (unwrapped) model of the last main() call, for in-process checks
 
 
 def parse_args(argv: list[str] | None = None) -> ResolvedPretraining:
     """The resolved run of ``argv``; a bad argument ends with one ``hf-mim pretrain: error: ...`` line (exit 2)."""
-    parser = HfArgumentParser(PretrainingArguments, prog="hf-mim pretrain", description=__doc__)
+    parser = HfArgumentParser(PretrainingArguments, prog="hf-mim pretrain", description=__doc__,
+                              formatter_class=HelpFormatter)  # fmt: skip
     try:
         (args,) = parser.parse_args_into_dataclasses(args=argv)
         return resolve_pretraining(args)

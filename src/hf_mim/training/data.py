@@ -129,7 +129,8 @@ class SeededTransformDataset(torch.utils.data.Dataset):
         image_column: The image column.
         label_column: Copied to ``labels`` when given.
         seed: Base seed.
-        augment: Training augmentation (default: the processor's ``do_augment``).
+        augment: Training augmentation (default) or the deterministic preprocessing; masks are always drawn (when
+            the processor has a ``mask_type``).
         description: Where the rows come from, for error messages.
     """
 
@@ -140,7 +141,7 @@ class SeededTransformDataset(torch.utils.data.Dataset):
         image_column: str = "image",
         label_column: str | None = None,
         seed: int = 0,
-        augment: bool | None = None,
+        augment: bool = True,
         description: str = "the dataset",
     ):
         self.dataset, self.processor, self.description = dataset, processor, description
@@ -165,7 +166,7 @@ class SeededTransformDataset(torch.utils.data.Dataset):
                              f"({type(cause).__name__}: {cause}). Pass --skip_corrupt_images to skip undecodable "
                              "rows.") from err  # fmt: skip
         seeds = [[self.seed, self.epoch, int(i)] for i in indices]
-        out = self.processor(rows[self.image_column], augment=self.augment, seeds=seeds)
+        out = self.processor(rows[self.image_column], augment=self.augment, return_mask=True, seeds=seeds)
         if self.label_column is not None:
             out["labels"] = torch.as_tensor(rows[self.label_column])
         return [{key: value[j] for key, value in out.items()} for j in range(len(indices))]

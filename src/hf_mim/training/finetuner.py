@@ -167,7 +167,7 @@ def finetune(args: FinetuneArguments, train_args: TrainingArguments, explicit: s
         args: The fine-tuning arguments.
         train_args: transformers' ``TrainingArguments``.
         explicit: Names of the ``TrainingArguments`` fields the user set (a recipe fills the others); default:
-            none, so a recipe sets all it has.
+            those that differ from transformers' defaults.
 
     Returns:
         The metrics written to ``all_results.json`` (or the ``--dry_run`` report).
@@ -178,8 +178,9 @@ def finetune(args: FinetuneArguments, train_args: TrainingArguments, explicit: s
     """
     pretrained = load_checkpoint_config(args.model_name_or_path)
     method = pretrained.model_type
-    recipe = resolve_finetune_recipe(args, train_args, method, getattr(pretrained, "backbone", None),
-                                     explicit or set())  # fmt: skip
+    # resolved copies: nothing the caller passed is changed
+    args, train_args, recipe = resolve_finetune_recipe(args, train_args, method, getattr(pretrained, "backbone", None),
+                                                       explicit)  # fmt: skip
     if args.dry_run:
         return dry_run(args, train_args, recipe, pretrained)
     if not (args.dataset_name or args.train_dir or args.data_files):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,6 @@ from ..hub import push_folder, render_model_card
 from ..registry import get_model_spec
 from . import checkpointing
 from .arguments import PretrainingArguments
-from .builders import build_image_processor
 from .data import SeededTransformDataset, drop_corrupt_images, find_image_column, truncate_log
 from .optimization import build_lr_scheduler, param_groups
 from .pictures import pretraining_picture
@@ -94,8 +94,9 @@ class Pretrainer:
             ``"a datasets.Dataset of N rows"``).
 
     Raises:
-        ValueError: Before any work: the model is not of the resolved method, the dataset is smaller than a batch
-            or has no image column, or the plan was resolved for another number of processes.
+        ValueError: When made: the model is not of the resolved method, or the plan was resolved for another number
+            of processes. From :meth:`train`, before any step: the dataset has no image column, is smaller than a
+            batch, or is a stream without ``max_steps``.
     """
 
     def __init__(
@@ -108,45 +109,49 @@ class Pretrainer:
         dataset_description: str | None = None,
     ):
         args = PretrainingArguments() if args is None else args
-        if isinstance(args, PretrainingArguments) and model is not None and args.method is None:
-            args = _with_method(args, model.config.model_type)
         if not torch.distributed.is_initialized():
             # several runs in one process (tests, notebooks): accelerate's state is a singleton
             AcceleratorState._reset_state(reset_partial_state=True)
-        a = args.args if isinstance(args, ResolvedPretraining) else args
+        if isinstance(args, ResolvedPretraining):
+            self.plan = args
+        else:  # resolved for the processes of the launch (torchrun / accelerate launch set WORLD_SIZE)
+            config = model.config if model is not None else None
+            self.plan = resolve_pretraining(args, num_processes=int(os.environ.get("WORLD_SIZE", "1")),
+                                            model_config=config)  # fmt: skip
+        plan, a = self.plan, self.plan.args
         fsdp_plugin = None
         if a.fsdp:
             from accelerate.utils import FullyShardedDataParallelPlugin
 
-            method = model.config.model_type if model is not None else (a.method or "maskfeat")
             fsdp_plugin = FullyShardedDataParallelPlugin(
                 fsdp_version=2, auto_wrap_policy="transformer_based_wrap", state_dict_type="SHARDED_STATE_DICT",
-                transformer_cls_names_to_wrap=list(get_model_spec(method).pretraining_class._no_split_modules),
+                transformer_cls_names_to_wrap=list(get_model_spec(plan.method).pretraining_class._no_split_modules),
             )  # fmt: skip
         self.accelerator = Accelerator(
             fsdp_plugin=fsdp_plugin, gradient_accumulation_steps=a.gradient_accumulation_steps,
             mixed_precision=a.mixed_precision, cpu=a.cpu, log_with=None if a.report_to == "none" else a.report_to,
-            project_dir=a.output_dir, dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True,
-                                                                                data_seed=a.seed),
+            project_dir=plan.output_dir, dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True,
+                                                                                   data_seed=a.seed),
         )  # fmt: skip
         n = self.accelerator.num_processes
-        self.plan = args if isinstance(args, ResolvedPretraining) else resolve_pretraining(args, num_processes=n)
-        if self.plan.num_processes != n:
-            raise ValueError(f"The plan was resolved for {self.plan.num_processes} process(es), but this run has {n}: "
-                             "resolve it with num_processes={n} (or let the Pretrainer resolve the arguments).")  # fmt: skip
+        if plan.num_processes != n:
+            raise ValueError(f"The plan was resolved for {plan.num_processes} process(es), but this run has {n}: "
+                             f"resolve it with num_processes={n} (or let the Pretrainer resolve the arguments).")  # fmt: skip
         set_seed(a.seed)
-        self.model = self.plan.build_model() if model is None else model
-        if self.model.config.model_type != self.plan.method:
+        self.model = plan.build_model() if model is None else model
+        if self.model.config.model_type != plan.method:
             raise ValueError(f"The model is a {self.model.config.model_type!r} model, but the arguments resolve to "
-                             f"--method {self.plan.method!r}.")  # fmt: skip
-        self.image_processor = image_processor or build_image_processor(
-            self.plan.method, self.model.config, **self.plan.processor_overrides
-        )
+                             f"--method {plan.method!r}.")  # fmt: skip
+        self.image_processor = image_processor or plan.build_image_processor(self.model.config)
         if train_dataset is None:
             train_dataset, description = self.plan.load_dataset()
         else:
             description = dataset_description or _describe(train_dataset)
         self.train_dataset, self.dataset_description = train_dataset, dataset_description or description
+        import datasets
+
+        # a stream: asked for with --streaming, or handed over as one
+        self.streaming = a.streaming or isinstance(self.train_dataset, datasets.IterableDataset)
         self.callbacks = [PicturesCallback(), *(callbacks or [])]
         self.output_dir = Path(self.plan.output_dir)
         self.global_step = 0
@@ -157,13 +162,15 @@ class Pretrainer:
         a, plan = self.plan.args, self.plan
         dataset = self.train_dataset
         column = find_image_column(dataset, a.image_column, self.dataset_description)
-        if a.skip_corrupt_images and not a.streaming:
+        if self.streaming and not plan.max_steps:
+            raise ValueError("A streamed dataset needs --max_steps > 0 (the length of a stream is unknown).")
+        if a.skip_corrupt_images and not self.streaming:
             dataset, skipped = drop_corrupt_images(dataset, column)
             if skipped:
                 self.accelerator.print(f"Skipped {len(skipped)} undecodable image(s) (rows {skipped[:10]}...).")
         picture_images = [row[column] for _, row in zip(range(4), iter(dataset))]
         batch = plan.values["per_device_train_batch_size"]
-        if a.streaming:
+        if self.streaming:
             transform = self.image_processor.as_transform(image_column=column)
             dataset = dataset.map(transform, batched=True, batch_size=batch, remove_columns=dataset.column_names)
             return dataset, DataLoader(dataset, batch_size=batch, num_workers=a.dataloader_num_workers), picture_images
@@ -215,7 +222,7 @@ class Pretrainer:
         model = torch.compile(self.model) if a.torch_compile else self.model
         model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
         accumulation = a.gradient_accumulation_steps
-        steps_per_epoch = None if a.streaming else max(1, len(loader) // accumulation)
+        steps_per_epoch = None if self.streaming else max(1, len(loader) // accumulation)
         max_steps = plan.max_steps if plan.max_steps > 0 else math.ceil(plan.num_train_epochs * steps_per_epoch)
         num_epochs = max_steps / steps_per_epoch if steps_per_epoch else plan.num_train_epochs
         warmup, milestones = plan.schedule_steps(max_steps)
@@ -239,15 +246,18 @@ class Pretrainer:
             global_step, skipped_batches = state["step"], state.get("skipped_batches", 0)
             last_loss = state.get("loss") if state.get("loss") is not None else float("nan")
             accelerator.print(f"Resumed from {path} at step {global_step}.")
-            if a.streaming:
+            if self.streaming:
                 accelerator.print("Note: a streamed dataset restarts from its beginning on resume (model, optimizer, "
                                   "schedule and RNG resume exactly; the stream position does not).")  # fmt: skip
         self.global_step = global_step
         if a.report_to != "none":
-            config = {k: v for k, v in plan.to_dict()["values"].items() if isinstance(v, int | float | str | bool)}
+            config = {"method": plan.method, "recipe": plan.recipe or "demo", "seed": a.seed,
+                      **{k: v for k, v in plan.values.items() if isinstance(v, int | float | str | bool)}}  # fmt: skip
             accelerator.init_trackers("pretrain", config=config)
         # a fixed picture batch: deterministic preprocessing and masks, independent of the training RNG
-        self._picture_batch = self.image_processor(picture_images, augment=False, seed=0) if main_process else None
+        self._picture_batch = (
+            self.image_processor(picture_images, augment=False, return_mask=True, seed=0) if main_process else None
+        )
         log_path = output_dir / "train_log.jsonl"
         if main_process:
             truncate_log(log_path, global_step)  # a killed run may have logged past its last checkpoint
@@ -379,7 +389,8 @@ class Pretrainer:
         device = next(self.model.parameters()).device
         batch = {k: v.to(device) for k, v in self._picture_batch.items()}
         with torch.random.fork_rng(devices=[]):  # pictures must not shift the training RNG (exact resume)
-            picture = pretraining_picture(self.model, batch)
+            picture = pretraining_picture(self.model, batch, image_mean=self.image_processor.image_mean,
+                                          image_std=self.image_processor.image_std)  # fmt: skip
         if step is None:
             picture.save(self.output_dir / "reconstruction.png")
             return
@@ -456,12 +467,6 @@ class Pretrainer:
         if a.push_to_hub:
             url = push_folder(output_dir, a.hub_model_id, private=a.hub_private, token=a.hub_token)
             print(f"Pushed to {url}")
-
-
-def _with_method(args: PretrainingArguments, method: str) -> PretrainingArguments:
-    import dataclasses
-
-    return dataclasses.replace(args, method=method)
 
 
 def _describe(dataset) -> str:

@@ -123,14 +123,18 @@ def main_recipe(method: str, stage: str, backbone: str | None = None) -> Recipe:
     return RECIPES[get_model_spec(method).main_recipe(stage, backbone)]
 
 
-def absolute_learning_rates(values: dict[str, Any], total_batch_size: int) -> dict[str, float]:
+def absolute_learning_rates(
+    values: dict[str, Any], total_batch_size: int, base_learning_rate: float | None = None
+) -> dict[str, float]:
     """Peak, warm-up start and floor learning rates for ``total_batch_size`` from resolved recipe ``values``: the
-    peak is ``base_learning_rate * total_batch / lr_batch_divisor``, and the warm-up start and floor scale alike
-    where the official code scales them (``scale_lr_bounds``: SimMIM, SlowFast)."""
+    papers' linear scaling rule, ``base_learning_rate * total_batch / lr_batch_divisor`` for the peak, and the same
+    factor on the warm-up start and the floor where the official code scales them too (``scale_lr_bounds``:
+    SimMIM, SlowFast). ``base_learning_rate`` replaces the recipe's base (an explicit flag)."""
     scale = total_batch_size / values["lr_batch_divisor"]
     bound_scale = scale if values.get("scale_lr_bounds") else 1.0
+    base = values["base_learning_rate"] if base_learning_rate is None else base_learning_rate
     return {
-        "learning_rate": values["base_learning_rate"] * scale,
+        "learning_rate": base * scale,
         "warmup_start_lr": values["warmup_start_lr"] * bound_scale,
         "min_lr": values["min_lr"] * bound_scale,
     }

@@ -11,13 +11,13 @@ above the preset (a preset names a size; the recipe's masking is what was asked 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from ..config_overrides import parse_config_overrides
@@ -35,6 +35,7 @@ __all__ = [
     "first_set",
     "resolve_pretraining",
     "explicit_flags",
+    "explicit_training_fields",
     "finetune_dry_run_report",
     "finetune_schedule",
     "resolve_finetune_recipe",
@@ -44,12 +45,69 @@ __all__ = [
 DEMO_DEFAULTS: dict[str, Any] = {
     "per_device_train_batch_size": 32, "num_train_epochs": 10.0, "max_steps": 400, "weight_decay": 0.05,
     "adam_beta1": 0.9, "adam_beta2": 0.95, "adam_epsilon": 1e-8, "lr_scheduler_type": "cosine",
-    "warmup_epochs": None, "warmup_ratio": 0.05, "lr_milestones": [], "lr_gamma": 0.1, "max_grad_norm": 3.0,
+    "warmup_epochs": None, "warmup_ratio": 0.05, "lr_milestones": (), "lr_gamma": 0.1, "max_grad_norm": 3.0,
 }  # fmt: skip
 DEMO_LEARNING_RATE = 1e-3  # the demo's small batch would scale the papers' rates down to nothing
 
 #: Recipe keys that are config fields of a new model: they fill only what the model's own sources leave unset.
 RECIPE_CONFIG_KEYS = ("mask_ratio", "mask_patch_size", "norm_pix_loss")
+
+
+#: The method of ``hf-mim pretrain`` without --method, --recipe or a model (the demo's).
+DEFAULT_METHOD = "maskfeat"
+
+
+class FrozenDict(dict):
+    """A read-only, picklable dict (resolved values)."""
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("resolved values are read-only: resolve again from changed arguments")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse
+
+    def __reduce__(self):
+        return FrozenDict, (dict(self),)
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` with every dict read-only and every list a tuple, recursively."""
+    if isinstance(value, Mapping):
+        return FrozenDict({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+class _ReadOnlyArguments(PretrainingArguments):
+    """The resolved run's copy of the arguments: reads like them, refuses changes (lists are tuples)."""
+
+    @classmethod
+    def of(cls, args: PretrainingArguments) -> _ReadOnlyArguments:
+        copy_ = cls.__new__(cls)
+        for f in dataclasses.fields(args):
+            object.__setattr__(copy_, f.name, _frozen(getattr(args, f.name)))
+        return copy_
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(f"the resolved run's arguments are read-only (tried to set {name!r})")
+
+    def __delattr__(self, name: str) -> None:
+        raise dataclasses.FrozenInstanceError(f"the resolved run's arguments are read-only (tried to delete {name!r})")
+
+    def __reduce__(self):
+        return _ReadOnlyArguments.of, (PretrainingArguments(**{f.name: _thawed(getattr(self, f.name))
+                                                                  for f in dataclasses.fields(self)}),)  # fmt: skip
+
+
+def _thawed(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _thawed(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thawed(v) for v in value]
+    return value
 
 
 def first_set(key: str, layers: list[tuple[str, Mapping[str, Any]]]) -> tuple[Any, str | None]:
@@ -208,7 +266,9 @@ class ResolvedPretraining:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the arguments as given and everything resolved from them."""
         return json.loads(json.dumps({
-            "arguments": dataclasses.asdict(self.args), "method": self.method, "recipe": self.recipe,
+            "arguments": {**{f.name: _thawed(getattr(self.args, f.name)) for f in dataclasses.fields(self.args)},
+                          "hub_token": "<redacted>" if self.args.hub_token else None},
+            "method": self.method, "recipe": self.recipe,
             "preset": self.preset, "config_overrides": dict(self.config_overrides),
             "processor_overrides": dict(self.processor_overrides), "output_dir": self.output_dir,
             "num_processes": self.num_processes, "total_batch_size": self.total_batch_size,
@@ -267,43 +327,58 @@ class ResolvedPretraining:
             "value_sources": dict(self.value_sources),
             "sources": recipe.sources() if recipe is not None else {},
             "deviations": recipes.DEVIATIONS if recipe is not None else {},
+            "resolved": self.to_dict(),  # what run.json stores
         }  # fmt: skip
 
 
-def resolve_pretraining(args: PretrainingArguments, num_processes: int | None = None) -> ResolvedPretraining:
+def resolve_pretraining(
+    args: PretrainingArguments, num_processes: int | None = None, model_config=None
+) -> ResolvedPretraining:
     """Resolves ``args`` into the run they describe (``args`` itself is not changed).
 
     Args:
         args: The arguments as given.
         num_processes: Processes of the run (default: ``$WORLD_SIZE``, else 1): a recipe's batch is split over them
             and its learning rate scaled to the total batch.
+        model_config: The config of a model built by the caller (``Pretrainer(model, args)``): it names the method
+            and, like a checkpoint, gets the method's main recipe unless ``recipe`` is given; nothing of the config is
+            changed.
 
     Returns:
         The frozen :class:`ResolvedPretraining`.
 
     Raises:
-        ValueError: Naming the argument, for a recipe of another stage or method, an unknown preset, a checkpoint of
-            another method, config overrides on a checkpoint, or a schedule that cannot run.
+        ValueError: Naming the argument, for a recipe of another stage or method, an unknown preset, a checkpoint or
+            model of another method, config overrides on a checkpoint or model, or a schedule that cannot run.
     """
     if num_processes is None:
         num_processes = int(os.environ.get("WORLD_SIZE", "1"))
-    args = dataclasses.replace(args)  # a copy: what the user passed stays as it was
+    args = copy.deepcopy(args)  # what the user passed stays as it was
     recipe = None
     preset = args.preset
     method = args.method
+    if model_config is not None:
+        if method and method != model_config.model_type:
+            raise ValueError(f"The model is a {model_config.model_type!r} model, but --method is {method!r}.")
+        if preset or args.config_file or args.model_name_or_path or args.config_overrides:
+            raise ValueError("A model was given: --preset, --config_file, --model_name_or_path and "
+                             "--config_overrides describe a model to build and cannot apply to it.")  # fmt: skip
+        method = model_config.model_type
     if args.recipe:
         recipe = recipes.get_recipe(args.recipe, stage="pretrain")
         if method and method != recipe.method:
             raise ValueError(f"--recipe {args.recipe} is a {recipe.method} recipe, but --method is {method!r}.")
         method = recipe.method
-        if not (preset or args.config_file or args.model_name_or_path):
+        if not (preset or args.config_file or args.model_name_or_path or model_config is not None):
             preset = recipe["preset"]
-    method = method or "maskfeat"
+    method = method or DEFAULT_METHOD
     spec = get_model_spec(method)
-    named_model = bool(args.config_file or args.model_name_or_path or preset)
+    named_model = bool(args.config_file or args.model_name_or_path or preset or model_config is not None)
     if not named_model:
         preset = spec.demo_preset
     model_sources = _model_sources(args, method, preset)
+    if model_config is not None:
+        model_sources["model config"] = model_config.to_dict()
     if args.model_name_or_path:
         found = model_sources["checkpoint config"].get("model_type")
         if found != method:
@@ -338,22 +413,23 @@ def resolve_pretraining(args: PretrainingArguments, num_processes: int | None = 
     # -- learning rates: explicit absolute > explicit base (scaled) > recipe (scaled) > demo ----------------
     total_batch = values["per_device_train_batch_size"] * processes
     if recipe is not None:
-        lrs = recipes.absolute_learning_rates(recipe.as_dict(), total_batch)
-        divisor = recipe["lr_batch_divisor"]
+        lrs = recipes.absolute_learning_rates(recipe.as_dict(), total_batch, args.base_learning_rate)
     else:
-        lrs = {"learning_rate": DEMO_LEARNING_RATE, "warmup_start_lr": 0.0, "min_lr": 0.0}
-        divisor = spec.lr_scale_batch
+        base = {"base_learning_rate": args.base_learning_rate, "lr_batch_divisor": spec.lr_scale_batch,
+                "warmup_start_lr": 0.0, "min_lr": 0.0}  # fmt: skip
+        lrs = recipes.absolute_learning_rates(base, total_batch) if args.base_learning_rate is not None else {
+            "learning_rate": DEMO_LEARNING_RATE, "warmup_start_lr": 0.0, "min_lr": 0.0}  # fmt: skip
     origin = "recipe" if recipe is not None else "demo"
     sources.update({"learning_rate": origin, "warmup_start_lr": origin, "min_lr": origin})
     if args.base_learning_rate is not None:
-        lrs["learning_rate"], sources["learning_rate"] = args.base_learning_rate * total_batch / divisor, "flag (base)"
+        sources["learning_rate"] = "flag (base, scaled)"
     for flag, key in (("learning_rate", "learning_rate"), ("warmup_lr", "warmup_start_lr"), ("min_lr", "min_lr")):
         if getattr(args, flag) is not None:
             lrs[key], sources[key] = getattr(args, flag), "flag"
 
     # -- config of a new model: overrides > config file > preset > (checkpoint) > recipe ---------------------
     overrides = parse_config_overrides(args.config_overrides, method)
-    if recipe is not None and not args.model_name_or_path:
+    if recipe is not None and not args.model_name_or_path and model_config is None:
         for key in RECIPE_CONFIG_KEYS:
             if key in recipe.values:
                 value, source = first_set(key, config_layers(overrides, model_sources, {key: recipe[key]},
@@ -366,11 +442,11 @@ def resolve_pretraining(args: PretrainingArguments, num_processes: int | None = 
         processor_overrides["crop_scale"], sources["crop_scale"] = recipe["crop_scale"], "recipe"
     keywords = tuple(recipe["no_weight_decay"]) if recipe is not None else NO_DECAY_KEYWORDS
     return ResolvedPretraining(
-        args=args, method=method, recipe=recipe.name if recipe is not None else None, preset=preset,
-        config_overrides=MappingProxyType(overrides), processor_overrides=MappingProxyType(processor_overrides),
+        args=_ReadOnlyArguments.of(args), method=method, recipe=recipe.name if recipe is not None else None,
+        preset=None if model_config is not None else preset, config_overrides=_frozen(overrides),
+        processor_overrides=_frozen(processor_overrides),
         output_dir=args.output_dir or os.path.join("outputs", method), num_processes=num_processes,
-        values=MappingProxyType(values), learning_rates=MappingProxyType(lrs), no_decay_keywords=keywords,
-        value_sources=MappingProxyType(sources),
+        values=_frozen(values), learning_rates=_frozen(lrs), no_decay_keywords=keywords, value_sources=_frozen(sources),
     )  # fmt: skip
 
 
@@ -412,10 +488,32 @@ def explicit_flags(argv: list[str] | None) -> set[str]:
     return {t[2:].split("=", 1)[0] for t in tokens if t.startswith("--")}
 
 
-def resolve_finetune_recipe(args, train_args, method: str, backbone: str | None, explicit: set[str]):
-    """Applies ``args.recipe`` (a name, or ``auto``: the method's fine-tuning recipe) to the fine-tuning and
-    Trainer arguments, in place, leaving explicit flags alone. Returns the recipe, or None (``Trainer``'s defaults:
-    no augmentation, layer decay off)."""
+def explicit_training_fields(train_args) -> set[str]:
+    """The ``TrainingArguments`` fields a fine-tuning recipe fills that differ from transformers' defaults: what a
+    Python caller set (a command line knows better: :func:`explicit_flags`)."""
+    names = {*TRAINER_FIELDS.values(), "adam_beta1", "adam_beta2", "per_device_train_batch_size", "learning_rate"}
+    defaults = {f.name: f.default for f in dataclasses.fields(type(train_args)) if f.name in names}
+    return {name for name, default in defaults.items() if getattr(train_args, name) != default}
+
+
+def resolve_finetune_recipe(args, train_args, method: str, backbone: str | None, explicit: set[str] | None = None):
+    """Applies ``args.recipe`` (a name, or ``auto``: the method's fine-tuning recipe) to copies of the fine-tuning
+    and Trainer arguments, leaving explicit values alone: flag > recipe > default, as for pretraining
+    (:func:`first_set`). Nothing the caller passed is changed.
+
+    Args:
+        args: ``FinetuneArguments``.
+        train_args: transformers' ``TrainingArguments``.
+        method: The checkpoint's method.
+        backbone: The checkpoint's backbone (SimMIM's main recipe depends on it).
+        explicit: ``TrainingArguments`` fields the user set (default: those differing from transformers' defaults).
+
+    Returns:
+        ``(args, train_args, recipe)``: the resolved copies and the recipe, or None (``Trainer``'s defaults: no
+        augmentation, layer decay off).
+    """
+    args, train_args = copy.deepcopy(args), copy.deepcopy(train_args)
+    explicit = explicit_training_fields(train_args) if explicit is None else explicit
     recipe = None
     if args.recipe == "auto":
         recipe = recipes.main_recipe(method, "finetune", backbone)
@@ -432,31 +530,26 @@ def resolve_finetune_recipe(args, train_args, method: str, backbone: str | None,
             raise ValueError(f"{', '.join(given)} need a recipe: pass --recipe auto (or a name from "
                              f"{recipes.list_recipes('finetune', method)}) and override what you want to change.")  # fmt: skip
         for name, (_, default) in FINETUNE_FIELDS.items():
-            if getattr(args, name) is None:
-                setattr(args, name, default)
-        return None
+            setattr(args, name, first_set(name, [("flag", vars(args)), ("default", {name: default})])[0])
+        return args, train_args, None
     values = recipe.as_dict()
     for name, (key, _) in FINETUNE_FIELDS.items():
-        if getattr(args, name) is None:
-            setattr(args, name, values.get(key))
-    for key, name in TRAINER_FIELDS.items():
-        if name not in explicit:
-            setattr(train_args, name, values[key])
-    if "adam_beta1" not in explicit:
-        train_args.adam_beta1 = values["betas"][0]
-    if "adam_beta2" not in explicit:
-        train_args.adam_beta2 = values["betas"][1]
+        setattr(args, name, first_set(name, [("flag", vars(args)), ("recipe", {name: values.get(key)})])[0])
+    given = {name: getattr(train_args, name) for name in explicit if hasattr(train_args, name)}
+    from_recipe = {name: values[key] for key, name in TRAINER_FIELDS.items()}
+    from_recipe.update(adam_beta1=values["betas"][0], adam_beta2=values["betas"][1])
     processes = max(1, train_args.world_size) * train_args.gradient_accumulation_steps
-    if "per_device_train_batch_size" not in explicit:
-        train_args.per_device_train_batch_size = max(1, values["batch_size"] // processes)
+    from_recipe["per_device_train_batch_size"] = max(1, values["batch_size"] // processes)
+    for name in from_recipe:
+        setattr(train_args, name, first_set(name, [("flag", given), ("recipe", from_recipe)])[0])
     total = train_args.per_device_train_batch_size * processes
-    lrs = recipes.absolute_learning_rates(values, total)
-    if "learning_rate" not in explicit:
-        base = args.base_learning_rate if args.base_learning_rate is not None else values["base_learning_rate"]
-        train_args.learning_rate = base * total / values["lr_batch_divisor"]
-    args.warmup_lr = lrs["warmup_start_lr"] if args.warmup_lr is None else args.warmup_lr
-    args.min_lr = lrs["min_lr"] if args.min_lr is None else args.min_lr
-    return recipe
+    lrs = recipes.absolute_learning_rates(values, total, args.base_learning_rate)
+    train_args.learning_rate = first_set("learning_rate", [("flag", given), ("recipe", lrs)])[0]
+    args.warmup_lr = first_set("warmup_lr", [("flag", vars(args)), ("recipe", {"warmup_lr": lrs["warmup_start_lr"]})])[
+        0
+    ]
+    args.min_lr = first_set("min_lr", [("flag", vars(args)), ("recipe", lrs)])[0]
+    return args, train_args, recipe
 
 
 def finetune_schedule(args, train_args, recipe) -> dict:

@@ -70,7 +70,7 @@ def test_bad_mask_raises_clear_errors():
 def test_given_hog_targets_from_processor_match_on_device_targets(photos):
     config = tiny(image_size=64, patch_size=16)
     processor = MaskFeatImageProcessor.from_model_config(config, return_hog_targets=True)
-    batch = processor(list(photos.values()), seed=0)
+    batch = processor(list(photos.values()), augment=True, return_mask=True, seed=0)
     model = MaskFeatForPreTraining(config).eval()
     with torch.no_grad():
         given = model(**batch)

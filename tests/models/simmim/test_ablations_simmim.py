@@ -105,15 +105,15 @@ def test_mask_strategies_draw_what_they_say():
     square = training.build_image_processor("simmim", SimMIMConfig.from_preset("vit-test", mask_strategy="square",
                                                                                  mask_ratio=0.5))  # fmt: skip
     images = [np.full((40, 40, 3), 128, dtype=np.uint8)] * 6
-    masks = square(images, seed=0)["bool_masked_pos"].reshape(6, 4, 4).numpy()
+    masks = square(images, return_mask=True, seed=0)["bool_masked_pos"].reshape(6, 4, 4).numpy()
     for m in masks:
         rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
         assert len(rows) == len(cols) == 3 and m.sum() == 9  # one 3 x 3 square: round(sqrt(0.5 * 16)) = 3
         assert m[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].all()
     config = SimMIMConfig.from_preset("vit-test", mask_strategy="blockwise", mask_ratio=0.5)
-    blocks = training.build_image_processor("simmim", config)(images, seed=0)["bool_masked_pos"]
+    blocks = training.build_image_processor("simmim", config)(images, return_mask=True, seed=0)["bool_masked_pos"]
     assert (blocks.sum(-1) == 8).all()  # exactly half of the 16 patches
-    random = training.build_image_processor("simmim", SimMIMConfig.from_preset("vit-test"))(images, seed=0)
+    random = training.build_image_processor("simmim", SimMIMConfig.from_preset("vit-test"))(images, return_mask=True, seed=0)
     cells = random["bool_masked_pos"].reshape(6, 2, 2, 2, 2)  # 16 px cells of 8 px patches
     assert (cells.all(dim=(2, 4)) | ~cells.any(dim=(2, 4))).all()  # whole cells masked
 
