@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from hf_mim import MaskFeatConfig, MaskFeatForImageClassification
-from hf_mim.training.augmentation import FinetuneAugmentation, soft_target_cross_entropy
 from hf_mim.image_processing import IMAGENET_MEAN, IMAGENET_STD
+from hf_mim.training.augmentation import FinetuneAugmentation, soft_target_cross_entropy
 
 
 def main() -> None:

@@ -113,7 +113,9 @@ def test_mask_strategies_draw_what_they_say():
     config = SimMIMConfig.from_preset("vit-test", mask_strategy="blockwise", mask_ratio=0.5)
     blocks = training.build_image_processor("simmim", config)(images, return_mask=True, seed=0)["bool_masked_pos"]
     assert (blocks.sum(-1) == 8).all()  # exactly half of the 16 patches
-    random = training.build_image_processor("simmim", SimMIMConfig.from_preset("vit-test"))(images, return_mask=True, seed=0)
+    random = training.build_image_processor("simmim", SimMIMConfig.from_preset("vit-test"))(
+        images, return_mask=True, seed=0
+    )
     cells = random["bool_masked_pos"].reshape(6, 2, 2, 2, 2)  # 16 px cells of 8 px patches
     assert (cells.all(dim=(2, 4)) | ~cells.any(dim=(2, 4))).all()  # whole cells masked
 
