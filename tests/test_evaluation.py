@@ -65,3 +65,41 @@ def test_trivial_baseline_on_a_toy_batch(method):
     assert stats["mean_target_loss"] == pytest.approx(expected_base, rel=1e-4)
     assert stats["correlation"] == pytest.approx(expected_corr, abs=1e-4)
     assert stats["loss_ratio"] == pytest.approx(stats["loss"] / stats["mean_target_loss"])
+
+
+def test_the_baseline_uses_the_models_own_loss():
+    """#23 item 8: SimMIM's configured loss (not always L1) and colour bins, and a 4-channel HPM."""
+    from hf_mim import HPMConfig, HPMForPreTraining, SimMIMConfig, SimMIMForMaskedImageModeling
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 32, 32)
+    mask = torch.zeros(2, 16, dtype=torch.bool)
+    mask[:, :8] = True  # two 16 px cells of 8 px patches: the first half of the grid
+    l2 = SimMIMForMaskedImageModeling(SimMIMConfig.from_preset("vit-test", loss="l2", mask_patch_size=16)).eval()
+    stats = trivial_baseline(l2, {"pixel_values": x, "bool_masked_pos": mask})
+    xs, pm = x.numpy(), np.zeros((2, 32, 32), bool)
+    pm[:, :16] = True  # the masked pixels: the top half
+    mean = np.array([xs[:, c][pm].mean() for c in range(3)])
+    expected = sum(((xs[:, c][pm] - mean[c]) ** 2).sum() for c in range(3)) / pm.sum() / 3
+    assert stats["mean_target_loss"] == pytest.approx(expected, rel=1e-4)
+    with torch.no_grad():
+        assert stats["loss"] == pytest.approx(l2(pixel_values=x, bool_masked_pos=mask).loss.item(), rel=1e-5)
+
+    bins = SimMIMForMaskedImageModeling(SimMIMConfig.from_preset("vit-test", target="color_bins", num_color_bins=4,
+                                                                 mask_patch_size=16)).eval()  # fmt: skip
+    stats = trivial_baseline(bins, {"pixel_values": x, "bool_masked_pos": mask})
+    imagenet_mean, imagenet_std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    entropy = 0.0
+    for c in range(3):  # the mean target of a classification: the bin frequencies, whose cross-entropy is the entropy
+        values = np.round(np.clip(xs[:, c][pm] * imagenet_std[c] + imagenet_mean[c], 0, 1) * 255)
+        freq = np.bincount(np.minimum(np.floor(values * 4 / 256), 3).astype(int), minlength=4) / pm.sum()
+        entropy += -(freq[freq > 0] * np.log(freq[freq > 0])).sum()
+    assert stats["mean_target_loss"] == pytest.approx(entropy / 3, rel=1e-4)
+
+    four = HPMForPreTraining(HPMConfig.from_preset("test", num_channels=4, norm_pix_loss=False)).eval()
+    x4 = torch.randn(2, 4, 32, 32)
+    hpm_mask = torch.zeros(2, 16, dtype=torch.bool)
+    hpm_mask[:, :12] = True
+    stats = trivial_baseline(four, {"pixel_values": x4, "bool_masked_pos": hpm_mask})
+    target = x4.unfold(2, 8, 8).unfold(3, 8, 8).permute(0, 2, 3, 4, 5, 1).reshape(2, 16, 256)[hpm_mask].numpy()
+    assert stats["mean_target_loss"] == pytest.approx(((target - target.mean(0)) ** 2).mean(), rel=1e-4)

@@ -200,3 +200,29 @@ def test_a_saved_processor_is_deterministic_inference_preprocessing(method, phot
     with torch.no_grad():
         expected = encoder(**processor(image)).last_hidden_state
     torch.testing.assert_close(first, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_the_model_knows_its_normalisation(photos, tmp_path):
+    """#23 item 2: colour bins and pictures un-normalise with the statistics the data were normalised with."""
+    from hf_mim import SimMIMConfig, SimMIMForMaskedImageModeling, SimMIMImageProcessor
+    from hf_mim.training import Pretrainer, PretrainingArguments
+
+    half = [0.5] * 3
+    config = SimMIMConfig.from_preset("vit-test", target="color_bins", num_color_bins=8, mask_patch_size=16)
+    processor = SimMIMImageProcessor.from_model_config(config, image_mean=half, image_std=half)
+    model = SimMIMForMaskedImageModeling(config)
+    args = PretrainingArguments(output_dir=str(tmp_path), cpu=True, max_steps=1, picture_steps=0)
+    Pretrainer(model, args, train_dataset=[], image_processor=processor)  # records the processor's statistics
+    assert model.config.image_mean == half and model.config.image_std == half
+    assert SimMIMImageProcessor.from_model_config(model.config).image_mean == half  # and a rebuilt processor agrees
+
+    batch = processor(list(photos.values()), return_mask=True, seed=0)
+    pixels = batch["pixel_values"]
+    values = ((pixels * 0.5 + 0.5).clamp(0, 1) * 255).round()  # independent: the 8-bit values, then the bins
+    bins = (values * 8 / 256).floor().long()
+    perfect = torch.nn.functional.one_hot(bins, 8).permute(0, 1, 4, 2, 3).reshape(len(pixels), 24, 32, 32) * 50.0
+    assert float(model.forward_loss(pixels, perfect, batch["bool_masked_pos"])) < 1e-6
+
+    other = SimMIMImageProcessor.from_model_config(config, image_mean=[0.485, 0.456, 0.406])  # another mean
+    with pytest.raises(ValueError, match="image_mean"):
+        Pretrainer(model, args, train_dataset=[], image_processor=other)

@@ -362,6 +362,7 @@ def hpm_loss_maps(model: nn.Module, pixel_values: torch.Tensor, bool_masked_pos:
         ``(predicted [N, h, w], true [N, h, w], mask [N, h, w])`` as NumPy arrays, and a picture (PIL image):
         input | masked input | predicted-loss map | true-loss map per row (true loss shown on masked patches).
     """
+    from .modeling_utils import normalization
     from .visualization import denormalize, heatmap, image_grid, mask_overlay
 
     if getattr(model, "loss_predictor", None) is None:  # HPMForPreTraining with hard patches mining
@@ -378,7 +379,7 @@ def hpm_loss_maps(model: nn.Module, pixel_values: torch.Tensor, bool_masked_pos:
     size = tuple(pixel_values.shape[-2:])
     rows = []
     for i in range(len(pixel_values)):
-        image = denormalize(pixel_values[i])
+        image = denormalize(pixel_values[i], *normalization(model.config))
         shown = torch.where(mask[i], true[i], true[i][mask[i]].min() if mask[i].any() else true[i].min())
         rows.append([image, mask_overlay(image, out.mask[i], grid), heatmap(predicted[i].flatten(), grid, size),
                      heatmap(shown.flatten(), grid, size)])  # fmt: skip

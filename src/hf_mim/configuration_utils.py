@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from transformers import PreTrainedConfig
 
-from .modeling_utils import check_choice, check_vit_sizes
+from .modeling_utils import check_choice, check_normalization, check_vit_sizes
 
 __all__ = ["VIT_SIZES", "ViTEncoderConfig"]
 
@@ -48,6 +48,9 @@ class ViTEncoderConfig(PreTrainedConfig):
         layer_norm_eps: LayerNorm epsilon.
         drop_path_rate: Stochastic depth, rising linearly to this rate over the blocks.
         initializer_range: Std of the initialisation of weights and tokens.
+        image_mean, image_std: Per-channel statistics the inputs are normalised with (recorded from the image
+            processor by the pretraining engine; None: ImageNet's for RGB). Everything that un-normalises (colour
+            bins, pictures) uses them.
     """
 
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
@@ -66,9 +69,12 @@ class ViTEncoderConfig(PreTrainedConfig):
     layer_norm_eps: float = 1e-6
     drop_path_rate: float = 0.0
     initializer_range: float = 0.02
+    image_mean: list[float] | None = None
+    image_std: list[float] | None = None
 
     def __post_init__(self, **kwargs):
         check_vit_sizes(self)
+        check_normalization(self, self.num_channels)
         super().__post_init__(**kwargs)
 
     @property

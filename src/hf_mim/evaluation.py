@@ -79,15 +79,15 @@ def knn_accuracy(train_features, train_labels, test_features, test_labels, **kwa
 def trivial_baseline(model: nn.Module, batch: dict) -> dict[str, float]:
     """What a pretraining model learned on one batch, beyond predicting the mean.
 
-    Compares the model's loss with the same loss for a constant prediction, the mean target (per target dimension,
-    over the batch's masked patches), and gives the Pearson correlation between predictions and targets on the
-    masked patches. MaskFeat: HOG targets, MSE; SimMIM: masked pixels, L1; HPM / MAE: (normalised) pixel patches,
-    MSE.
+    Compares the model's loss with the same loss -- the model's own loss code, so its configured loss, targets and
+    channels -- for a constant prediction, the mean target (per target dimension over the batch's masked patches;
+    SimMIM: per channel over the masked pixels, or the bin frequencies for colour bins), and gives the Pearson
+    correlation between predictions and targets on the masked patches.
 
     Returns:
         ``{"loss", "mean_target_loss", "loss_ratio", "correlation"}`` (``loss_ratio`` < 1: better than the mean).
     """
-    from .losses import masked_l1_loss, masked_mse_loss
+    from .losses import masked_mean, upsample_patch_mask
 
     was_training = model.training
     model.eval()
@@ -95,27 +95,23 @@ def trivial_baseline(model: nn.Module, batch: dict) -> dict[str, float]:
     out = model(**inputs)
     model.train(was_training)
     mask = out.mask
-    if getattr(out, "reconstruction", None) is not None:  # a pixel-space prediction (SimMIM)
-        pixel_values = inputs["pixel_values"].float()
+    pixel_values = inputs["pixel_values"].float()
+    if getattr(out, "reconstruction", None) is not None:  # a pixel-space prediction (SimMIM): its forward_loss
+        loss = out.loss
+        baseline = model.forward_loss(pixel_values, model.mean_prediction(pixel_values, mask), mask)
         patch = model.config.patch_size
         grid = (pixel_values.shape[-2] // patch, pixel_values.shape[-1] // patch)
-        from .losses import upsample_patch_mask
-
         pixel_mask = upsample_patch_mask(mask, grid, patch).expand_as(pixel_values)  # [B, C, H, W]
-        mean = pixel_values.permute(1, 0, 2, 3)[pixel_mask.permute(1, 0, 2, 3)].view(3, -1).mean(1)  # per channel
-        constant = mean.view(1, 3, 1, 1).expand_as(pixel_values)
-        loss = masked_l1_loss(pixel_values, out.reconstruction.float(), mask, patch)
-        baseline = masked_l1_loss(pixel_values, constant, mask, patch)
         prediction, target = out.reconstruction.float()[pixel_mask], pixel_values[pixel_mask]
-    else:
-        # the targets the model returns (MaskFeat's head), else the ones it computes (HPM / MAE)
-        target = getattr(out, "hog_targets", None)
-        target = model.forward_targets(inputs["pixel_values"]) if target is None else target
-        prediction, target = out.logits.float(), target.float()
+    else:  # patch targets (MaskFeat, HPM / MAE): the one per-patch loss of hf_mim.targets.PatchTargets
+        target = model.forward_targets(pixel_values).float()  # [B, L, D], the whole target layout
+        heads = [out.logits] + ([out.pixel_logits] if getattr(out, "pixel_logits", None) is not None else [])
+        prediction = model.targets.join(*heads).float()
         mean = target[mask].mean(0)  # [D]
-        loss = masked_mse_loss(prediction, target, mask)
-        baseline = masked_mse_loss(mean.expand_as(target), target, mask)
-        prediction, target = prediction[mask].flatten(), target[mask].flatten()
+        loss = masked_mean(model.targets.per_patch_loss(prediction, target), mask)
+        baseline = masked_mean(model.targets.per_patch_loss(mean.expand_as(target), target), mask)
+        main = out.logits.shape[-1]  # the correlation of the main head (HOG for hog+pixel)
+        prediction, target = prediction[mask][:, :main].flatten(), target[mask][:, :main].flatten()
     correlation = torch.corrcoef(torch.stack([prediction.flatten(), target.flatten()]))[0, 1]
     loss, baseline = float(loss), float(baseline)
     return {"loss": loss, "mean_target_loss": baseline, "loss_ratio": loss / max(baseline, 1e-12),

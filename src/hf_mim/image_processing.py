@@ -15,7 +15,7 @@ from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from .masking import MASK_GENERATORS, MaskGenerator, build_mask_generator
 from .targets import HOGFeatures
 
-__all__ = ["MaskedImageProcessor", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["MaskedImageProcessor", "IMAGENET_MEAN", "IMAGENET_STD", "normalization_kwargs"]
 
 #: ImageNet's per-channel statistics: transformers' own constants (the same objects, one source), kept under these
 #: names for hf_mim's public API. Inside hf_mim, import ``transformers.image_utils.IMAGENET_DEFAULT_*`` instead.
@@ -93,6 +93,13 @@ def to_rgb_image(image: Any) -> PIL.Image.Image:
             f"Each image array must be (H, W), (H, W, C) or (C, H, W) with C in {{1, 3, 4}}, got shape {image.shape}."
         )
     return PIL.Image.fromarray(_to_uint8(np.ascontiguousarray(image))).convert("RGB")
+
+
+def normalization_kwargs(config) -> dict[str, list[float]]:
+    """The ``image_mean`` / ``image_std`` a model config records, as processor arguments (none when it records
+    none: the processor's defaults)."""
+    values = {name: getattr(config, name, None) for name in ("image_mean", "image_std")}
+    return {name: list(value) for name, value in values.items() if value is not None}
 
 
 class MaskedImageProcessor(BaseImageProcessor):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch.nn import functional as F
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -68,6 +70,17 @@ def masked_l1_loss(
     return (l1 * pixel_mask).sum() / (pixel_mask.sum() + 1e-5) / pixel_values.shape[1]
 
 
+def color_bins(
+    pixel_values: torch.Tensor, num_color_bins: int, image_mean: Sequence[float], image_std: Sequence[float]
+) -> torch.Tensor:
+    """SimMIM's colour-bin classes: each channel's de-normalised 8-bit value ``[B, C, H, W]`` -> its bin index
+    (``floor(value * bins / 256)``)."""
+    mean = pixel_values.new_tensor(image_mean).view(1, -1, 1, 1)
+    std = pixel_values.new_tensor(image_std).view(1, -1, 1, 1)
+    values = ((pixel_values.float() * std + mean).clamp(0, 1) * 255).round()  # 8-bit values
+    return (values * num_color_bins / 256).floor().long().clamp(max=num_color_bins - 1)
+
+
 def simmim_loss(
     pixel_values: torch.Tensor,
     prediction: torch.Tensor,
@@ -78,6 +91,8 @@ def simmim_loss(
     num_color_bins: int = 256,
     target_resolution: int | None = None,
     loss_on: str = "masked",
+    image_mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
+    image_std: Sequence[float] = IMAGENET_DEFAULT_STD,
 ) -> torch.Tensor:
     """SimMIM's loss with the paper's ablation switches (defaults: L1 on masked pixels, :func:`masked_l1_loss`).
 
@@ -88,12 +103,13 @@ def simmim_loss(
         patch_size: Model patch size in pixels.
         loss: ``"l1"``, ``"l2"`` or ``"smooth_l1"`` (beta 1.0) per pixel and channel (pixel targets).
         target: ``"pixel"`` or ``"color_bins"`` (cross-entropy of each channel's bin of the de-normalised 8-bit
-            value; ImageNet mean/std).
+            value).
         num_color_bins: Bins per channel.
         target_resolution: Resize targets and predictions (bilinear, antialiased; logits alike) to this side, and
             the pixel mask with nearest neighbours (None: the input's resolution).
         loss_on: ``"masked"``: sum over masked pixels and channels / (masked pixels + 1e-5) / C; ``"all"``: the
             mean over every pixel and channel.
+        image_mean, image_std: The statistics ``pixel_values`` were normalised with (colour bins un-normalise).
     """
     height, width = pixel_values.shape[-2:]
     channels = pixel_values.shape[1]
@@ -106,10 +122,7 @@ def simmim_loss(
         prediction = F.interpolate(prediction, size=size, mode="bilinear", align_corners=False, antialias=True)
         pixel_mask = F.interpolate(pixel_mask, size=size, mode="nearest")
     if target == "color_bins":
-        mean = targets.new_tensor(IMAGENET_DEFAULT_MEAN).view(1, -1, 1, 1)
-        std = targets.new_tensor(IMAGENET_DEFAULT_STD).view(1, -1, 1, 1)
-        values = ((targets * std + mean).clamp(0, 1) * 255).round()  # 8-bit values
-        bins = (values * num_color_bins / 256).floor().long().clamp(max=num_color_bins - 1)  # [B, C, h, w]
+        bins = color_bins(targets, num_color_bins, image_mean, image_std)  # [B, C, h, w]
         logits = prediction.reshape(prediction.shape[0], channels, num_color_bins, *prediction.shape[-2:])
         per_value = F.cross_entropy(logits.transpose(1, 2), bins, reduction="none")  # [B, C, h, w]
     elif loss == "l1":

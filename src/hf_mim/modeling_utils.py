@@ -49,6 +49,38 @@ def vit_config_kwargs(config) -> dict:
     return {key: getattr(config, key) for key in VIT_KEYS}
 
 
+def normalization(config, num_channels: int | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The per-channel ``(mean, std)`` the model's inputs are normalised with: the config's ``image_mean`` /
+    ``image_std`` (recorded from the image processor), else ImageNet's for 3 channels and 0.5 / 0.5 otherwise."""
+    from transformers.image_utils import (
+        IMAGENET_DEFAULT_MEAN,
+        IMAGENET_DEFAULT_STD,
+        IMAGENET_STANDARD_MEAN,
+        IMAGENET_STANDARD_STD,
+    )
+
+    channels = num_channels or getattr(config, "num_channels", None) or 3
+    mean, std = getattr(config, "image_mean", None), getattr(config, "image_std", None)
+    if mean is None:
+        mean = IMAGENET_DEFAULT_MEAN if channels == 3 else IMAGENET_STANDARD_MEAN[:1] * channels
+    if std is None:
+        std = IMAGENET_DEFAULT_STD if channels == 3 else IMAGENET_STANDARD_STD[:1] * channels
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def check_normalization(config, num_channels: int) -> None:
+    """Config-time check of ``image_mean`` / ``image_std``: one positive value per channel when given."""
+    for name in ("image_mean", "image_std"):
+        value = getattr(config, name, None)
+        if value is None:
+            continue
+        if isinstance(value, str) or len(value) != num_channels:
+            raise ValueError(f"`{name}` must have one value per channel ({num_channels}), got {value!r}.")
+        setattr(config, name, [float(v) for v in value])
+    if config.image_std is not None and any(v <= 0 for v in config.image_std):
+        raise ValueError(f"`image_std` must be positive, got {config.image_std!r}.")
+
+
 def check_choice(name: str, value, allowed: Sequence) -> None:
     if value not in allowed:
         raise ValueError(f"`{name}` must be one of {list(allowed)}, got {value!r}.")

@@ -12,7 +12,14 @@ from torch import nn
 from ..config_overrides import check_config_keys
 from ..registry import get_model_spec
 
-__all__ = ["build_config", "build_model", "build_image_processor", "load_checkpoint_config", "shard_model"]
+__all__ = [
+    "build_config",
+    "build_image_processor",
+    "build_model",
+    "load_checkpoint_config",
+    "reconcile_normalization",
+    "shard_model",
+]
 
 
 def build_config(method: str, preset: str | None = None, config_file: str | None = None, **overrides: Any):
@@ -78,3 +85,23 @@ def load_checkpoint_config(name_or_path: str, flag: str = "--model_name_or_path"
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"{flag} {name_or_path}: no checkpoint there ({where}, and the Hub could not provide "
                          f"one: {first})") from err  # fmt: skip
+
+
+def reconcile_normalization(config, processor) -> None:
+    """Makes the model know how its inputs are normalised: the config records the processor's ``image_mean`` /
+    ``image_std`` when it has none (colour bins and pictures un-normalise with them).
+
+    Raises:
+        ValueError: The config records other statistics than the processor uses, or another channel count.
+    """
+    import math
+
+    for name in ("image_mean", "image_std"):
+        used = [float(v) for v in getattr(processor, name)]
+        recorded = getattr(config, name, None)
+        if recorded is None:
+            setattr(config, name, used)
+        elif len(recorded) != len(used) or not all(math.isclose(a, b, rel_tol=1e-6) for a, b in zip(recorded, used)):
+            raise ValueError(f"The image processor normalises with {name}={used}, but the model config records "
+                             f"{name}={list(recorded)}: build the processor from the config "
+                             "(`from_model_config`) or set the config's statistics to the data's.")  # fmt: skip

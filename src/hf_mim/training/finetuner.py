@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification, Trainer, TrainingArguments
-from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from ..evaluation import extract_features, knn_accuracy
 from ..export import bundle_remote_code
 from ..hub import push_folder, render_model_card
 from ..image_processing import MaskedImageProcessor
 from ..metrics import load_metric
+from ..modeling_utils import normalization
 from .augmentation import FinetuneAugmentation
 from .builders import load_checkpoint_config
 from .checkpointing import COMPLETION_FILE, write_json_atomic
@@ -224,7 +224,7 @@ def finetune(args: FinetuneArguments, train_args: TrainingArguments, explicit: s
         mean, std = source.image_mean, source.image_std
     except (OSError, ValueError):
         image_size, patch_size = model.config.image_size, model.config.patch_size
-        mean, std = IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+        mean, std = normalization(model.config)
     processor = MaskedImageProcessor(
         image_size=image_size,
         patch_size=patch_size,
@@ -335,7 +335,7 @@ def dry_run(args, train_args, recipe, pretrained) -> dict:
     config.num_labels = 1000
     finetuning_config(config, args.drop_path_rate, args.use_fc_norm)
     model = AutoModelForImageClassification.from_config(config)
-    mean, std = IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+    mean, std = normalization(config)
     report = finetune_dry_run_report(args, train_args, recipe, model, build_augmentation(args, 1000, mean, std))
     print(json.dumps(report, indent=2, default=str))
     return report

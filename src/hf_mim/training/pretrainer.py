@@ -33,6 +33,7 @@ from ..hub import push_folder, render_model_card
 from ..registry import get_model_spec
 from . import checkpointing
 from .arguments import PretrainingArguments
+from .builders import reconcile_normalization
 from .data import SeededTransformDataset, drop_corrupt_images, find_image_column, truncate_log
 from .optimization import build_lr_scheduler, param_groups
 from .pictures import pretraining_picture
@@ -143,6 +144,7 @@ class Pretrainer:
             raise ValueError(f"The model is a {self.model.config.model_type!r} model, but the arguments resolve to "
                              f"--method {plan.method!r}.")  # fmt: skip
         self.image_processor = image_processor or plan.build_image_processor(self.model.config)
+        reconcile_normalization(self.model.config, self.image_processor)  # the model knows its inputs' statistics
         if train_dataset is None:
             train_dataset, description = self.plan.load_dataset()
         else:

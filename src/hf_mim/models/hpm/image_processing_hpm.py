@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ...image_processing import MaskedImageProcessor
+from ...image_processing import MaskedImageProcessor, normalization_kwargs
 
 
 class HPMImageProcessor(MaskedImageProcessor):
@@ -35,4 +35,4 @@ class HPMImageProcessor(MaskedImageProcessor):
             "mask_type": None if config.hard_patches_mining else "random",
             "mask_kwargs": {"mask_ratio": config.mask_ratio},
         }
-        return cls(**{**defaults, **kwargs})
+        return cls(**{**defaults, **normalization_kwargs(config), **kwargs})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ...image_processing import MaskedImageProcessor
+from ...image_processing import MaskedImageProcessor, normalization_kwargs
 
 
 class MaskFeatImageProcessor(MaskedImageProcessor):
@@ -41,4 +41,4 @@ class MaskFeatImageProcessor(MaskedImageProcessor):
             "hog_cell_size": config.hog_cell_size,
             "hog_gaussian_window": config.hog_gaussian_window,
         }
-        return cls(**{**defaults, **kwargs})
+        return cls(**{**defaults, **normalization_kwargs(config), **kwargs})

@@ -9,7 +9,7 @@ from transformers.configuration_utils import SubConfigSpec
 
 from ...configuration_utils import VIT_SIZES
 from ...masking import SimMIMMaskGenerator
-from ...modeling_utils import check_choice, check_vit_sizes
+from ...modeling_utils import check_choice, check_normalization, check_vit_sizes
 
 BACKBONES = ("vit", "swin", "beit")
 #: The paper's ablation switches (Xie et al., Tables 1-5), with the allowed values.
@@ -146,6 +146,9 @@ class SimMIMConfig(PreTrainedConfig):
             ``pooling="mean"``; the fine-tuning recipes turn it on.
             For ``beit`` it is BEiT's own ``use_mean_pooling`` (kept equal).
         initializer_range: Std of the truncated-normal initialisation (also of the mask token).
+        image_mean, image_std: Per-channel statistics the inputs are normalised with (recorded from the image
+            processor by the pretraining engine; None: ImageNet's for RGB); the colour-bin targets and pictures
+            un-normalise with them.
     """
 
     model_type = "simmim"
@@ -167,6 +170,8 @@ class SimMIMConfig(PreTrainedConfig):
     pooling: str = "mean"
     use_fc_norm: bool = False
     initializer_range: float = 0.02
+    image_mean: list[float] | None = None
+    image_std: list[float] | None = None
 
     def __post_init__(self, **kwargs):
         encoder = self.encoder_config
@@ -258,6 +263,7 @@ class SimMIMConfig(PreTrainedConfig):
                              f"needs `pooling='mean'`, got {self.pooling!r}.")  # fmt: skip
         if self.backbone == "swin" and self.pooling == "cls":
             raise ValueError("`pooling='cls'` needs a [CLS] token; Swin has none, use 'mean'.")
+        check_normalization(self, encoder.num_channels)
         super().__post_init__(**kwargs)
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ...image_processing import MaskedImageProcessor
+from ...image_processing import MaskedImageProcessor, normalization_kwargs
 
 
 class SimMIMImageProcessor(MaskedImageProcessor):
@@ -40,4 +40,4 @@ class SimMIMImageProcessor(MaskedImageProcessor):
             mask = {"mask_type": "simmim",
                     "mask_kwargs": {"mask_patch_size": config.mask_patch_size, "mask_ratio": config.mask_ratio}}  # fmt: skip
         defaults = {"image_size": config.image_size, "patch_size": config.patch_size, **mask}
-        return cls(**{**defaults, **kwargs})
+        return cls(**{**defaults, **normalization_kwargs(config), **kwargs})

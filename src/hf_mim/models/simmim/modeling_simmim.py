@@ -13,13 +13,19 @@ import torch
 from torch import nn
 from transformers import BeitModel, PreTrainedModel, SwinModel
 from transformers import initialization as init
-from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
 from transformers.models.vit.modeling_vit import ViTEmbeddings
 from transformers.utils import ModelOutput
 
-from ...losses import simmim_loss
-from ...modeling_utils import ClassifierMixin, MaskedViTEncoder, check_bool_masked_pos, fc_norm_pool, pool_tokens
+from ...losses import color_bins, simmim_loss, upsample_patch_mask
+from ...modeling_utils import (
+    ClassifierMixin,
+    MaskedViTEncoder,
+    check_bool_masked_pos,
+    fc_norm_pool,
+    normalization,
+    pool_tokens,
+)
 from .configuration_simmim import SimMIMConfig
 
 __all__ = [
@@ -237,7 +243,37 @@ class SimMIMForMaskedImageModeling(SimMIMPreTrainedModel):
         """The configured loss on the masked (or all) pixels; see :func:`hf_mim.losses.simmim_loss`."""
         return simmim_loss(pixel_values, prediction, mask, self.config.patch_size, loss=self.config.loss,
                            target=self.config.target, num_color_bins=self.config.num_color_bins,
-                           target_resolution=self.config.target_resolution, loss_on=self.config.loss_on)  # fmt: skip
+                           target_resolution=self.config.target_resolution, loss_on=self.config.loss_on,
+                           image_mean=self.normalization[0], image_std=self.normalization[1])  # fmt: skip
+
+    @torch.no_grad()
+    def mean_prediction(self, pixel_values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The trivial baseline in the head's output space: the mean target over the masked pixels of the batch,
+        per channel, everywhere (colour bins: the log of each channel's bin frequencies over the masked pixels).
+
+        Args:
+            pixel_values: ``[B, C, H, W]`` normalised images.
+            mask: ``[B, L]`` bool over the patch grid.
+
+        Returns:
+            ``[B, C, H, W]`` (colour bins: ``[B, C * bins, H, W]``), for :meth:`forward_loss`.
+        """
+        batch, channels, height, width = pixel_values.shape
+        patch = self.config.patch_size
+        pixel_mask = upsample_patch_mask(mask, (height // patch, width // patch), patch)[:, 0]  # [B, H, W]
+        per_channel = pixel_values.float().permute(1, 0, 2, 3)[:, pixel_mask]  # [C, masked pixels]
+        if self.config.target != "color_bins":
+            return per_channel.mean(1).view(1, channels, 1, 1).expand(batch, channels, height, width)
+        bins = self.config.num_color_bins
+        classes = color_bins(per_channel[None, :, :, None], bins, *self.normalization)[0, :, :, 0]  # [C, N]
+        counts = torch.stack([torch.bincount(row, minlength=bins) for row in classes]).float()  # [C, bins]
+        logits = (counts / counts.sum(1, keepdim=True)).clamp(min=1e-12).log()
+        return logits.reshape(1, channels * bins, 1, 1).expand(batch, channels * bins, height, width)
+
+    @property
+    def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The per-channel ``(mean, std)`` of the inputs (the config's, recorded from the processor)."""
+        return normalization(self.config, self.config.encoder_config.num_channels)
 
     def reconstruction(self, prediction: torch.Tensor) -> torch.Tensor:
         """Normalised pixels ``[B, C, H, W]`` from the head's output (colour bins: the centre of the likeliest)."""
@@ -247,8 +283,8 @@ class SimMIMForMaskedImageModeling(SimMIMPreTrainedModel):
         batch, _, height, width = prediction.shape
         index = prediction.reshape(batch, -1, bins, height, width).argmax(2)  # [B, C, H, W]
         values = (index.float() + 0.5) / bins  # [0, 1]
-        mean = prediction.new_tensor(IMAGENET_DEFAULT_MEAN).view(1, -1, 1, 1)
-        std = prediction.new_tensor(IMAGENET_DEFAULT_STD).view(1, -1, 1, 1)
+        mean = prediction.new_tensor(self.normalization[0]).view(1, -1, 1, 1)
+        std = prediction.new_tensor(self.normalization[1]).view(1, -1, 1, 1)
         return (values - mean) / std
 
     def forward(
