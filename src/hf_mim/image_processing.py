@@ -15,7 +15,7 @@ from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from .masking import MASK_GENERATORS, MaskGenerator, build_mask_generator
 from .targets import HOGFeatures
 
-__all__ = ["MaskedImageProcessor", "IMAGENET_MEAN", "IMAGENET_STD", "normalization_kwargs"]
+__all__ = ["MaskedImageProcessor", "IMAGENET_MEAN", "IMAGENET_STD", "normalization_kwargs", "to_channel_array"]
 
 #: ImageNet's per-channel statistics: transformers' own constants (the same objects, one source), kept under these
 #: names for hf_mim's public API. Inside hf_mim, import ``transformers.image_utils.IMAGENET_DEFAULT_*`` instead.
@@ -34,37 +34,78 @@ def _pair(name: str, value: Any, lower: float = 0.0) -> tuple[float, float]:
     return float(value[0]), float(value[1])
 
 
-def _to_uint8(array: np.ndarray) -> np.ndarray:
-    """Scales an image array to 8 bits by its type and bit depth; refuses ranges that could mean two things."""
-    if array.dtype == np.uint8:
-        return array
+def _unit_scale(array: np.ndarray) -> float:
+    """The divisor that brings an image array to [0, 1], by its type and bit depth: 255 for 8-bit data (and floats
+    beyond 1), 65535 for 16-bit data, 1 for floats in [0, 1]; refuses ranges that could mean two things."""
     if array.dtype == np.bool_:
-        return array.astype(np.uint8) * 255
+        return 1.0
     if array.size == 0:
         raise ValueError("Got an empty image.")
+    if array.dtype == np.uint8:
+        return 255.0
     low, high = float(array.min()), float(array.max())
     if np.issubdtype(array.dtype, np.floating):
         if not np.isfinite(array).all():
             raise ValueError("Float images must be finite; this one holds NaN or inf values.")
         if low >= 0.0 and high <= 1.0:
-            scale = 255.0  # the usual [0, 1] convention
-        elif low >= 0.0 and high <= 255.0:
-            scale = 1.0  # values beyond 1 can only mean the 0..255 scale
-        else:
-            raise ValueError(
-                f"A float image must hold values in [0, 1] (or 0..255), got the range [{low:g}, {high:g}]; "
-                "it looks normalised already: undo the normalisation or pass uint8 / [0, 1] images."
-            )
-        return np.clip(np.rint(array.astype(np.float64) * scale), 0, 255).astype(np.uint8)
+            return 1.0  # the usual [0, 1] convention
+        if low >= 0.0 and high <= 255.0:
+            return 255.0  # values beyond 1 can only mean the 0..255 scale
+        raise ValueError(
+            f"A float image must hold values in [0, 1] (or 0..255), got the range [{low:g}, {high:g}]; "
+            "it looks normalised already: undo the normalisation or pass uint8 / [0, 1] images."
+        )
     if np.issubdtype(array.dtype, np.integer):
         if low < 0:
             raise ValueError(f"Integer images must be non-negative, got values down to {low:g}.")
         if array.dtype == np.uint16 or high > 255:
             if high > 65535:
                 raise ValueError(f"Integer image values up to {high:g} fit neither 8 nor 16 bits: scale them first.")
-            return np.rint(array.astype(np.float64) * (255.0 / 65535.0)).astype(np.uint8)  # 16-bit
-        return array.astype(np.uint8)  # an 8-bit image stored in a wider type
+            return 65535.0  # 16-bit
+        return 255.0  # an 8-bit image stored in a wider type
     raise ValueError(f"Unsupported image dtype {array.dtype}.")
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    """Scales an image array to 8 bits by its type and bit depth (:func:`_unit_scale`)."""
+    if array.dtype == np.uint8:
+        return array
+    scale = _unit_scale(array)
+    return np.clip(np.rint(array.astype(np.float64) * (255.0 / scale)), 0, 255).astype(np.uint8)
+
+
+def to_channel_array(image: Any, num_channels: int) -> np.ndarray:
+    """Turns an image with ``num_channels`` bands into a float32 ``[H, W, num_channels]`` array in [0, 1], keeping
+    its bit depth (16-bit PNG / TIFF values are not rounded to 8 bits).
+
+    Accepts single-band PIL images (``L``, ``I;16``, ``I``, ``F``), multi-band PIL images whose band count is
+    ``num_channels`` (e.g. ``RGBA`` for 4), colour images for ``num_channels=1`` (converted to grey), and
+    ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)`` arrays and tensors.
+
+    Raises:
+        ValueError: The image has another number of channels than ``num_channels`` (both named).
+    """
+    if isinstance(image, PIL.Image.Image):
+        bands = len(image.getbands())
+        if num_channels == 1 and bands > 1:
+            image = image.convert("L")
+        elif image.mode in ("P", "PA"):
+            image = image.convert("RGBA" if num_channels == 4 else "RGB")
+        image = np.asarray(image)
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().numpy()
+    if not isinstance(image, np.ndarray):
+        raise ValueError(
+            f"`images` must be PIL images, numpy arrays or torch tensors (or lists of them), got {type(image).__name__}."
+        )
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim == 3 and image.shape[-1] != num_channels and image.shape[0] == num_channels:
+        image = np.moveaxis(image, 0, -1)  # channels-first -> channels-last
+    if image.ndim != 3 or image.shape[-1] != num_channels:
+        raise ValueError(f"The image has shape {image.shape}: {image.shape[-1] if image.ndim == 3 else '?'} "
+                         f"channel(s), but the processor's `num_channels` is {num_channels} (the model's).")  # fmt: skip
+    return (image.astype(np.float32) / np.float32(_unit_scale(image))).astype(np.float32)
 
 
 def to_rgb_image(image: Any) -> PIL.Image.Image:
@@ -95,11 +136,13 @@ def to_rgb_image(image: Any) -> PIL.Image.Image:
     return PIL.Image.fromarray(_to_uint8(np.ascontiguousarray(image))).convert("RGB")
 
 
-def normalization_kwargs(config) -> dict[str, list[float]]:
-    """The ``image_mean`` / ``image_std`` a model config records, as processor arguments (none when it records
-    none: the processor's defaults)."""
+def normalization_kwargs(config) -> dict[str, Any]:
+    """The channel count and the ``image_mean`` / ``image_std`` a model config records, as processor arguments
+    (statistics only when it records them: else the processor's defaults for that channel count)."""
+    encoder = getattr(config, "encoder_config", None) or config  # SimMIM nests its encoder's config
     values = {name: getattr(config, name, None) for name in ("image_mean", "image_std")}
-    return {name: list(value) for name, value in values.items() if value is not None}
+    return {"num_channels": encoder.num_channels,
+            **{name: list(value) for name, value in values.items() if value is not None}}  # fmt: skip
 
 
 class MaskedImageProcessor(BaseImageProcessor):
@@ -130,8 +173,10 @@ class MaskedImageProcessor(BaseImageProcessor):
         crop_pct: Evaluation center-crop fraction.
         resample: PIL resampling filter name (``"bicubic"``, ``"bilinear"``, ...).
         do_normalize: Whether to normalise with ``image_mean`` / ``image_std``.
-        image_mean: Per-channel mean.
-        image_std: Per-channel std.
+        image_mean: Per-channel mean (default: ImageNet's for 3 channels, 0.5 otherwise).
+        image_std: Per-channel std (default: ImageNet's for 3 channels, 0.5 otherwise).
+        num_channels: Channels of the model's input: 3 takes any image as RGB; other counts keep the image's own
+            bands (grey, RGB-NIR, multispectral; 8- or 16-bit, or float arrays) and refuse another band count.
         mask_type: ``"random"``, ``"simmim"``, ``"blockwise"``, ``"square"`` or ``None`` (no mask).
         mask_kwargs: Mask generator arguments other than the grid, which is derived from image and patch size.
         return_hog_targets: Default for the ``return_hog_targets`` call argument.
@@ -153,8 +198,9 @@ class MaskedImageProcessor(BaseImageProcessor):
         crop_pct: float = 0.875,
         resample: str = "bicubic",
         do_normalize: bool = True,
-        image_mean: Sequence[float] = IMAGENET_MEAN,
-        image_std: Sequence[float] = IMAGENET_STD,
+        image_mean: Sequence[float] | None = None,
+        image_std: Sequence[float] | None = None,
+        num_channels: int = 3,
         mask_type: str | None = "random",
         mask_kwargs: dict[str, Any] | None = None,
         return_hog_targets: bool = False,
@@ -177,9 +223,15 @@ class MaskedImageProcessor(BaseImageProcessor):
             raise ValueError(f"`flip_prob` must be in [0, 1], got {flip_prob!r}.")
         if not 0.0 < crop_pct <= 1.0:
             raise ValueError(f"`crop_pct` must be in (0, 1], got {crop_pct!r}.")
+        if isinstance(num_channels, bool) or not isinstance(num_channels, int) or num_channels < 1:
+            raise ValueError(f"`num_channels` must be a positive integer, got {num_channels!r}.")
+        rgb = num_channels == 3
+        image_mean = (IMAGENET_MEAN if rgb else [0.5] * num_channels) if image_mean is None else image_mean
+        image_std = (IMAGENET_STD if rgb else [0.5] * num_channels) if image_std is None else image_std
         for name, value in (("image_mean", image_mean), ("image_std", image_std)):
-            if len(value) != 3:
-                raise ValueError(f"`{name}` must have 3 values (RGB), got {value!r}.")
+            if len(value) != num_channels:
+                raise ValueError(f"`{name}` must have one value per channel (`num_channels`={num_channels}), got "
+                                 f"{value!r}.")  # fmt: skip
         if any(s <= 0 for s in image_std):
             raise ValueError(f"`image_std` must be positive, got {image_std!r}.")
         self.image_size = image_size
@@ -193,6 +245,7 @@ class MaskedImageProcessor(BaseImageProcessor):
         self.do_normalize = bool(do_normalize)
         self.image_mean = [float(v) for v in image_mean]
         self.image_std = [float(v) for v in image_std]
+        self.num_channels = num_channels
         self.mask_type = mask_type
         self.mask_kwargs = dict(mask_kwargs or {})
         self.return_hog_targets = bool(return_hog_targets)
@@ -271,7 +324,9 @@ class MaskedImageProcessor(BaseImageProcessor):
         return left, top, left + side, top + side
 
     def transform_image(self, image: Any, augment: bool, rng: np.random.Generator) -> np.ndarray:
-        """One image to a normalised float32 ``[3, image_size, image_size]`` array."""
+        """One image to a normalised float32 ``[num_channels, image_size, image_size]`` array."""
+        if self.num_channels != 3:
+            return self._transform_bands(to_channel_array(image, self.num_channels), augment, rng)
         image = to_rgb_image(image)
         width, height = image.size
         if width < 1 or height < 1:
@@ -288,6 +343,23 @@ class MaskedImageProcessor(BaseImageProcessor):
         if self.do_normalize:
             array = (array - np.asarray(self.image_mean, np.float32)) / np.asarray(self.image_std, np.float32)
         return np.ascontiguousarray(array.transpose(2, 0, 1))
+
+    def _transform_bands(self, array: np.ndarray, augment: bool, rng: np.random.Generator) -> np.ndarray:
+        """:meth:`transform_image` for any band count: the same crop, resize (each band as a float image, so 16-bit
+        precision survives) and flip, drawn from ``rng`` in the same order as for RGB."""
+        height, width = array.shape[:2]
+        if width < 1 or height < 1:
+            raise ValueError(f"Got an empty image of size {width}x{height}.")
+        box = self._random_resized_crop_box(width, height, rng) if augment else self._center_crop_box(width, height)
+        size = (self.image_size, self.image_size)
+        bands = [np.asarray(PIL.Image.fromarray(np.ascontiguousarray(array[..., c], dtype=np.float32)).resize(
+            size, resample=_RESAMPLE[self.resample], box=box)) for c in range(array.shape[-1])]  # fmt: skip
+        out = np.stack(bands, axis=-1)
+        if augment and rng.random() < self.flip_prob:
+            out = out[:, ::-1]
+        if self.do_normalize:
+            out = (out - np.asarray(self.image_mean, np.float32)) / np.asarray(self.image_std, np.float32)
+        return np.ascontiguousarray(out.transpose(2, 0, 1), dtype=np.float32)
 
     # ---------------------------------------------------------------- calls
 

@@ -13,6 +13,7 @@ import torch
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 __all__ = [
+    "band_description",
     "denormalize",
     "heatmap",
     "hog_glyphs",
@@ -28,10 +29,20 @@ def denormalize(
     mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
     std: Sequence[float] = IMAGENET_DEFAULT_STD,
 ) -> np.ndarray:
-    """``[3, H, W]`` normalised tensor -> ``[H, W, 3]`` uint8 array."""
+    """``[C, H, W]`` normalised tensor -> ``[H, W, 3]`` uint8 array to look at: RGB as it is, one band as grey, and
+    the first three bands as an RGB composite for more (:func:`band_description` says which)."""
     x = pixel_values.detach().float().cpu()
-    x = x * torch.tensor(std).view(3, 1, 1) + torch.tensor(mean).view(3, 1, 1)
+    channels = x.shape[0]
+    x = x * torch.tensor(std, dtype=x.dtype).view(channels, 1, 1) + torch.tensor(mean, dtype=x.dtype).view(-1, 1, 1)
+    x = x[:3] if channels >= 3 else x[:1].expand(3, -1, -1)
     return (x.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def band_description(num_channels: int) -> str:
+    """What :func:`denormalize` shows of ``num_channels`` bands, for picture titles ("" for RGB)."""
+    if num_channels == 3:
+        return ""
+    return " (grey)" if num_channels < 3 else f" (bands 1-3 of {num_channels})"
 
 
 def hog_glyphs(hog: torch.Tensor, cell_px: int = 16) -> np.ndarray:

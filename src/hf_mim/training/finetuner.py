@@ -218,6 +218,7 @@ def finetune(args: FinetuneArguments, train_args: TrainingArguments, explicit: s
     base = getattr(model, model.base_model_prefix)
     if args.linear_probe:
         base.requires_grad_(False)
+    channels = (getattr(model.config, "encoder_config", None) or model.config).num_channels
     try:
         source = AutoImageProcessor.from_pretrained(args.model_name_or_path)
         image_size, patch_size = source.image_size, source.patch_size
@@ -231,8 +232,13 @@ def finetune(args: FinetuneArguments, train_args: TrainingArguments, explicit: s
         crop_scale=(args.crop_scale_min, 1.0),
         image_mean=mean,
         image_std=std,
+        num_channels=channels,
         mask_type=None,
     )
+    if channels != 3 and args.rand_augment:
+        raise ValueError(f"--rand_augment {args.rand_augment!r}: RandAugment's colour operations need RGB images, and "
+                         f"this model takes {channels} channel(s); pass --rand_augment '' (mixup, cutmix and "
+                         "random erasing work on any channel count).")  # fmt: skip
     if args.knn:
         return knn_evaluation(args, model, processor, train, evaluation, Path(train_args.output_dir), description)
     train_ds = train.with_transform(

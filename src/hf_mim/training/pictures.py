@@ -9,7 +9,7 @@ import torch
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from ..registry import get_model_spec
-from ..visualization import denormalize, image_grid, mask_overlay
+from ..visualization import band_description, denormalize, image_grid, mask_overlay
 
 __all__ = ["pretraining_picture"]
 
@@ -46,10 +46,11 @@ def pretraining_picture(
     grid = (height // patch, width // patch)
     mask = out.mask if out.mask is not None else inputs["bool_masked_pos"]
     panels = get_model_spec(model.config.model_type).picture_panels
-    rows, titles = [], ["input", "masked input"]
+    bands = band_description(pixel_values.shape[1])
+    rows, titles = [], [f"input{bands}", "masked input"]
     for i in range(len(pixel_values)):
         image = denormalize(pixel_values[i], image_mean, image_std)
         extra = panels(model, out, pixel_values, mask, i, image_mean, image_std) if panels is not None else []
         rows.append([image, mask_overlay(image, mask[i], grid), *(panel for _, panel in extra)])
-        titles = ["input", "masked input", *(title for title, _ in extra)]
+        titles = [f"input{bands}", "masked input", *(title for title, _ in extra)]
     return image_grid(rows, upscale=max(1, 128 // height), titles=titles)
