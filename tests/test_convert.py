@@ -72,7 +72,7 @@ def test_convert_command_refuses_bad_input_before_any_work(tmp_path, capsys):
     cases = [
         (["--method", "hpm", *base, "--total_epochs", "0"], "--total_epochs must be a positive"),
         (["--method", "simmim", *base, "--total_epochs", "10"], "--total_epochs applies to --method hpm"),
-        (["--method", "hpm", *base, "--source", "slowfast"], "--source must be one of ['hpm']"),
+        (["--method", "hpm", *base, "--source", "slowfast"], "--source must be one of ['hpm', 'mae']"),
         (["--method", "hpm", "--checkpoint", str(tmp_path / "nope.pth"), "--output_dir", "x"], "is not a file"),
         (["--method", "maskfeat", "--model_name_or_path", "x", "--output_dir", "x"], "transformers has no MaskFeat"),
         (["--method", "hpm", *base, "--config_overrides", "mask_ratoi=0.5"], "mask_ratio"),

@@ -166,6 +166,9 @@ def _specs() -> list[ModelSpec]:
             official_sources={
                 "hpm": "Haochen-Wang409/HPM (README.md: ViT-B/16 800 ep 84.2, ViT-L/16 800 ep 85.8 top-1 after "
                 "fine-tuning)",
+                "mae": "facebookresearch/mae (README.md: the pre-trained encoders mae_pretrain_vit_base / large / "
+                "huge.pth, 83.6 / 85.9 / 86.9 top-1 after fine-tuning; demo/mae_visualize.ipynb: the whole models "
+                "mae_visualize_vit_*.pth, trained on raw pixels)",
             },
             official_converter_options=("total_epochs",),
             transformers_loader=AutoModelForPreTraining,

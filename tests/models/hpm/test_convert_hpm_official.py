@@ -118,3 +118,66 @@ def test_converted_hpm_folder_loads_and_keeps_its_teacher(tmp_path):
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(reloaded.teacher_scores(x), direct.teacher_scores(x))
+
+
+def mae_file(path, encoder_only=False, args=True):
+    """As facebookresearch/mae's util/misc.py:save_model writes it (or its released encoder-only files)."""
+    import argparse
+
+    g = torch.Generator().manual_seed(1)
+    full = mae_state(g)  # the reference forward also scores losses: it gets the (unused) loss-predictor weights
+    state = {k: v for k, v in full.items() if "losspred" not in k}  # models_mae.py has no loss predictor
+    if encoder_only:
+        state = {k: v for k, v in state.items() if not k.startswith(("decoder", "mask_token"))}
+        torch.save({"model": state}, path)
+        return state
+    namespace = argparse.Namespace(model="mae_vit_tiny_for_tests", mask_ratio=0.6, norm_pix_loss=True, epochs=800)
+    torch.save({"model": state, "optimizer": {"state": {}, "param_groups": []}, "epoch": 42,
+                "scaler": {"scale": 65536.0}, **({"args": namespace} if args else {})}, path)  # fmt: skip
+    return full
+
+
+def test_official_mae_training_file_converts_and_matches(tmp_path):
+    """#23 item 4: MAE's own files are HPM with mining off; the forward equals the official one for the same mask."""
+    state = mae_file(tmp_path / "checkpoint-42.pth")
+    heads = {"num_attention_heads": HEADS, "decoder_num_attention_heads": DEC_HEADS}
+    model, report = convert_official_checkpoint("hpm", tmp_path / "checkpoint-42.pth", return_report=True,
+                                                config_overrides=heads)  # fmt: skip
+    assert report["source"] == "mae" and report["epoch"] == 42 and report["decoder"] == "from the file"
+    assert not model.config.hard_patches_mining and model.teacher is None and model.loss_predictor is None
+    assert model.config.norm_pix_loss and model.config.mask_ratio == 0.6  # the run's args
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 32, 32)
+    mask = torch.zeros(2, GRID * GRID, dtype=torch.bool)
+    for row in range(2):
+        mask[row, torch.randperm(GRID * GRID)[: model.config.num_masked]] = True
+    with torch.no_grad():
+        out = model(pixel_values=x, bool_masked_pos=mask)
+        pred, _ = mae_forward(x, mask, state, HEADS, DEC_HEADS, PATCH)
+    num_visible = GRID * GRID - model.config.num_masked
+    torch.testing.assert_close(out.logits[mask].view(2, -1, PIXELS), pred[:, num_visible:], atol=1e-4, rtol=1e-4)
+    # the same file as a visualisation release (no args): raw-pixel targets
+    mae_file(tmp_path / "visualize.pth", args=False)
+    assert not convert_official_checkpoint(
+        "hpm", tmp_path / "visualize.pth", config_overrides=heads
+    ).config.norm_pix_loss
+
+
+def test_official_mae_encoder_release_gets_a_fresh_decoder_and_a_classifier(tmp_path):
+    from transformers import AutoModelForImageClassification
+
+    from hf_mim.cli.convert import main
+
+    state = mae_file(tmp_path / "mae_pretrain_vit_tiny.pth", encoder_only=True)
+    model, report = convert_official_checkpoint("hpm", tmp_path / "mae_pretrain_vit_tiny.pth", return_report=True,
+                                                source="mae", config_overrides={"num_attention_heads": HEADS})  # fmt: skip
+    assert report["decoder"].startswith("freshly initialised") and model.config.decoder_hidden_size == 512
+    assert model.config.norm_pix_loss  # the released encoders were trained with --norm_pix_loss
+    torch.testing.assert_close(model.hpm.encoder.embeddings.cls_token, state["cls_token"])
+    out = main(["--method", "hpm", "--checkpoint", str(tmp_path / "mae_pretrain_vit_tiny.pth"), "--output_dir",
+                str(tmp_path / "out"), "--config_overrides", f"num_attention_heads={HEADS}"])  # fmt: skip
+    classifier = AutoModelForImageClassification.from_pretrained(out, num_labels=3)
+    torch.testing.assert_close(classifier.hpm.encoder.layers[0].attention.o_proj.weight,
+                               state["blocks.0.attn.proj.weight"])  # fmt: skip
+    with pytest.raises(OfficialCheckpointError, match="not 'hpm'"):
+        convert_official_checkpoint("hpm", tmp_path / "mae_pretrain_vit_tiny.pth", source="hpm")
