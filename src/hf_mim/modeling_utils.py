@@ -7,6 +7,7 @@ encoder exports to a plain ``ViTModel`` by renaming a prefix only.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -243,3 +244,137 @@ class ClassifierMixin:
         loss = self.loss_function(labels, logits, self.config) if labels is not None else None
         out = ImageClassifierOutput(loss=loss, logits=logits, hidden_states=getattr(outputs, "hidden_states", None))
         return out if return_dict is not False else out.to_tuple()
+
+
+# --------------------------------------------------------------------------------- another input resolution
+
+
+def resize_absolute_positions(
+    table: torch.Tensor, old_grid: tuple[int, int], new_grid: tuple[int, int]
+) -> torch.Tensor:
+    """Learned absolute position embeddings ``[1, extra + h * w, D]`` for another patch grid: the ``extra`` leading
+    tokens (``[CLS]``) kept, the grid part resized bicubically (``align_corners=False``), as MAE's
+    ``interpolate_pos_embed`` and transformers' ``interpolate_pos_encoding`` do."""
+    extra = table.shape[1] - old_grid[0] * old_grid[1]
+    if extra < 0:
+        raise ValueError(f"A position table of {table.shape[1]} tokens does not fit a {old_grid} grid.")
+    grid = table[:, extra:].reshape(1, *old_grid, -1).permute(0, 3, 1, 2).float()
+    grid = nn.functional.interpolate(grid, size=new_grid, mode="bicubic", align_corners=False)
+    grid = grid.permute(0, 2, 3, 1).reshape(1, new_grid[0] * new_grid[1], -1).to(table.dtype)
+    return torch.cat([table[:, :extra], grid], dim=1)
+
+
+def resize_relative_position_table(table: torch.Tensor, rows: int) -> torch.Tensor:
+    """A relative position bias table ``[(2h - 1) * (2w - 1) + extra, heads]`` (BEiT: 3 extra rows for the
+    ``[CLS]`` pairs; Swin: none) resized to ``rows`` rows: the square part bicubically over the relative offsets, as
+    SimMIM's fine-tuning does for Swin (microsoft/SimMIM utils.py, load_pretrained), the extra rows kept."""
+
+    def split(n: int) -> tuple[int, int]:
+        for extra in (0, 3):
+            side = math.isqrt(n - extra)
+            if side * side == n - extra and side % 2 == 1:
+                return side, extra
+        raise ValueError(f"A relative position table of {n} rows is neither (2w-1)^2 nor (2w-1)^2 + 3.")
+
+    old_side, extra = split(table.shape[0])
+    new_side, new_extra = split(rows)
+    if extra != new_extra:
+        raise ValueError(f"Relative position tables of {table.shape[0]} and {rows} rows do not match.")
+    square = table[: old_side * old_side].T.reshape(1, -1, old_side, old_side).float()
+    square = nn.functional.interpolate(square, size=(new_side, new_side), mode="bicubic", align_corners=False)
+    square = square.reshape(-1, new_side * new_side).T.to(table.dtype)
+    return torch.cat([square, table[old_side * old_side :]], dim=0)
+
+
+def _geometry(config) -> tuple:
+    encoder = getattr(config, "encoder_config", None) or config
+    return encoder.image_size, encoder.patch_size, getattr(encoder, "window_size", None)
+
+
+def _grid(config) -> tuple[int, int]:
+    size, patch, _ = _geometry(config)
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    return size[0] // patch, size[1] // patch
+
+
+def _with_geometry(config, geometry: tuple):
+    """A copy of ``config`` with the image size, patch size and window of ``geometry`` (on its nested encoder
+    config where it has one)."""
+    import copy
+
+    config = copy.deepcopy(config)
+    encoder = getattr(config, "encoder_config", None) or config
+    for key, value in zip(("image_size", "patch_size", "window_size"), geometry, strict=True):
+        if value is not None:
+            setattr(encoder, key, value)
+    return config
+
+
+class ResolutionMixin:
+    """``from_pretrained`` at another input resolution: a checkpoint loads into a config with another
+    ``image_size`` (grid) or Swin ``window_size`` -- ``from_pretrained(path, image_size=64)``, or a ``config=`` --
+    with everything that depends on the geometry carried over: learned absolute positions resized bicubically
+    (``[CLS]`` kept), relative position bias tables (BEiT's shared one, Swin's per block) resized bicubically over
+    the offsets, and fixed tables (``_fixed_position_tables``, e.g. MAE's sin-cos) recomputed for the new grid.
+    Papers fine-tune this way: SimMIM Swin 192 px / window 6 -> 224 px / window 7, MAE 224 -> 448."""
+
+    #: Name suffixes of tables that are a fixed function of the grid: recomputed, never interpolated.
+    _fixed_position_tables: tuple[str, ...] = ()
+    _GEOMETRY_KEYS = ("image_size", "patch_size", "window_size")
+    _HUB_KEYS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        config = kwargs.get("config")
+        if pretrained_model_name_or_path is None or kwargs.get("state_dict") is not None:
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        if config is None and not any(key in kwargs for key in cls._GEOMETRY_KEYS):
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        hub = {key: kwargs[key] for key in cls._HUB_KEYS if key in kwargs}
+        saved = cls.config_class.from_pretrained(pretrained_model_name_or_path, **hub)  # the checkpoint's geometry
+        if config is None:  # geometry (and other config fields) given as keyword arguments
+            base = saved.to_dict()
+            nested = base.get("encoder_config")  # a nested encoder config (SimMIM) holds the geometry
+            for key in [k for k in cls._GEOMETRY_KEYS if k in kwargs]:
+                (nested if isinstance(nested, dict) else base)[key] = kwargs.pop(key)
+            overrides = {k: kwargs.pop(k) for k in list(kwargs) if k not in cls._HUB_KEYS and hasattr(saved, k)}
+            if "num_labels" in overrides:  # new classes: the saved label names go
+                base.pop("id2label", None), base.pop("label2id", None)
+            config = cls.config_class.from_dict({**base, **overrides})
+            kwargs["config"] = config
+        if _geometry(config) == _geometry(saved):
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        # load at the checkpoint's own geometry (transformers maps the names), then carry the weights over
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args,
+                                         **{**kwargs, "config": _with_geometry(config, _geometry(saved))})  # fmt: skip
+        source, info = loaded if isinstance(loaded, tuple) else (loaded, None)
+        model = cls(config).to(dtype=source.dtype)
+        model.load_state_dict(cls.resize_state_dict(source.state_dict(), saved, model))
+        model.eval()
+        return (model, info) if info is not None else model
+
+    @classmethod
+    def resize_state_dict(cls, state: dict[str, torch.Tensor], saved_config, model) -> dict[str, torch.Tensor]:
+        """``state`` (this class's weights at ``saved_config``'s geometry) for ``model`` (a new instance at another
+        geometry, whose own values serve for the fixed tables and index buffers).
+
+        Raises:
+            ValueError: A tensor whose shape changed is no position table (named).
+        """
+        expected = model.state_dict()
+        old_grid, new_grid = _grid(saved_config), _grid(model.config)
+        out = {}
+        for key, value in state.items():
+            if key not in expected or expected[key].shape == value.shape:
+                out[key] = value
+            elif key.endswith((*cls._fixed_position_tables, "relative_position_index")):
+                out[key] = expected[key].clone()  # a fixed function of the grid or window: the new model's
+            elif key.endswith("position_embeddings") and value.ndim == 3:
+                out[key] = resize_absolute_positions(value, old_grid, new_grid)
+            elif key.endswith("relative_position_bias_table"):
+                out[key] = resize_relative_position_table(value, expected[key].shape[0])
+            else:
+                raise ValueError(f"{key} has shape {tuple(value.shape)} in the checkpoint and "
+                                 f"{tuple(expected[key].shape)} at the new resolution, and is no position table "
+                                 "that can be resized.")  # fmt: skip
+        return out

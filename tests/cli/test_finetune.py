@@ -148,3 +148,32 @@ def test_finetune_augmentation_without_a_recipe_is_refused(tmp_path):
     with pytest.raises(ValueError, match="simmim recipe"):
         finetune.main(["--model_name_or_path", str(checkpoint), "--output_dir", str(tmp_path / "o"),
                        "--recipe", "simmim-vit-b-ft", "--dry_run"])  # fmt: skip
+
+
+def test_finetune_at_another_resolution(cifar_parquet, tmp_path):
+    """#23 item 3: a 32 px checkpoint fine-tunes at 64 px; the pretrained positions are interpolated, not re-drawn."""
+    from hf_mim.modeling_utils import resize_absolute_positions
+
+    checkpoint = pretrained_checkpoint("maskfeat", tmp_path / "pre")
+    out = tmp_path / "ft64"
+    finetune.main(args_for(checkpoint, cifar_parquet, out, "--image_size", "64", "--linear_probe"))
+    config = json.loads((out / "config.json").read_text())
+    processor = json.loads((out / "preprocessor_config.json").read_text())
+    assert config["image_size"] == 64 and processor["image_size"] == 64
+    before, after = load_file(checkpoint / "model.safetensors"), load_file(out / "model.safetensors")
+    key = "maskfeat.encoder.embeddings.position_embeddings"
+    torch.testing.assert_close(after[key], resize_absolute_positions(before[key], (4, 4), (8, 8)))
+
+
+def test_the_swin_recipe_fine_tunes_at_the_papers_size():
+    from transformers import TrainingArguments
+
+    from hf_mim.training.finetuner import FinetuneArguments
+    from hf_mim.training.resolve import resolve_finetune_recipe
+
+    args = FinetuneArguments(model_name_or_path="unused", recipe="simmim-swin-b-ft")
+    resolved, _, _ = resolve_finetune_recipe(args, TrainingArguments(output_dir="o", use_cpu=True), "simmim", "swin")
+    assert (resolved.image_size, resolved.window_size) == (224, 7)  # official: 192 px / window 6 -> 224 / 7
+    mine = FinetuneArguments(model_name_or_path="unused", recipe="simmim-swin-b-ft", image_size=192, window_size=6)
+    resolved, _, _ = resolve_finetune_recipe(mine, TrainingArguments(output_dir="o", use_cpu=True), "simmim", "swin")
+    assert (resolved.image_size, resolved.window_size) == (192, 6)  # explicit values win

@@ -82,6 +82,14 @@ class FinetuneArguments:
     mixup_prob: float | None = None
     mixup_switch_prob: float | None = None
     crop_scale_min: float = field(default=0.08, metadata={"help": "random-resized-crop minimum area"})
+    image_size: int | None = field(
+        default=None,
+        metadata={"help": "fine-tune at this resolution (default: the checkpoint's); positions and relative tables "
+                          "are interpolated"},
+    )  # fmt: skip
+    window_size: int | None = field(
+        default=None, metadata={"help": "Swin: fine-tune with this window (relative tables interpolated)"}
+    )
     knn: bool = field(default=False, metadata={"help": "no training: kNN accuracy of the frozen encoder's features"})
     knn_k: int = field(default=20, metadata={"help": "neighbours for --knn (cosine similarity)"})
     knn_temperature: float = field(default=0.07, metadata={"help": "vote temperature for --knn (0: majority)"})
@@ -211,7 +219,8 @@ def finetune(args: FinetuneArguments, train_args: TrainingArguments, explicit: s
         args.model_name_or_path, num_labels=len(labels), problem_type="single_label_classification",
         id2label=dict(enumerate(labels)), label2id={name: i for i, name in enumerate(labels)},
     )  # fmt: skip
-    finetuning_config(config, args.drop_path_rate, args.use_fc_norm)
+    finetuning_config(config, args.drop_path_rate, args.use_fc_norm, args.image_size, args.window_size)
+    # another resolution: hf_mim models interpolate what depends on it (modeling_utils.ResolutionMixin)
     model = AutoModelForImageClassification.from_pretrained(args.model_name_or_path, config=config)
     if recipe is not None:
         init_classifier(model, recipe.get("head_init"), recipe.get("fc_norm_init"))
@@ -227,7 +236,7 @@ def finetune(args: FinetuneArguments, train_args: TrainingArguments, explicit: s
         image_size, patch_size = model.config.image_size, model.config.patch_size
         mean, std = normalization(model.config)
     processor = MaskedImageProcessor(
-        image_size=image_size,
+        image_size=args.image_size or image_size,
         patch_size=patch_size,
         crop_scale=(args.crop_scale_min, 1.0),
         image_mean=mean,
@@ -339,7 +348,7 @@ def dry_run(args, train_args, recipe, pretrained) -> dict:
     """``--dry_run``: the resolved recipe as JSON (the classifier is built with 1000 classes: the data decide)."""
     config = copy.deepcopy(pretrained)
     config.num_labels = 1000
-    finetuning_config(config, args.drop_path_rate, args.use_fc_norm)
+    finetuning_config(config, args.drop_path_rate, args.use_fc_norm, args.image_size, args.window_size)
     model = AutoModelForImageClassification.from_config(config)
     mean, std = normalization(config)
     report = finetune_dry_run_report(args, train_args, recipe, model, build_augmentation(args, 1000, mean, std))

@@ -17,9 +17,27 @@ from .optimization import NO_DECAY_KEYWORDS, build_lr_scheduler, layer_decay_par
 __all__ = ["RecipeTrainer", "finetuning_config", "init_classifier"]
 
 
-def finetuning_config(config, drop_path_rate: float | None = None, use_fc_norm: bool | None = None):
+def finetuning_config(
+    config,
+    drop_path_rate: float | None = None,
+    use_fc_norm: bool | None = None,
+    image_size: int | None = None,
+    window_size: int | None = None,
+):
     """``config`` (a pretraining or classification config) switched to the fine-tuning architecture, in place:
-    stochastic depth (SimMIM: in its ``encoder_config``) and the mean + fc_norm head. Returns it."""
+    stochastic depth (SimMIM: in its ``encoder_config``), the mean + fc_norm head, and another resolution or Swin
+    window (``from_pretrained`` then interpolates positions and relative tables). Returns it.
+
+    Raises:
+        ValueError: ``window_size`` for an encoder without windows.
+    """
+    encoder = getattr(config, "encoder_config", None) or config
+    if image_size is not None:
+        encoder.image_size = int(image_size)
+    if window_size is not None:
+        if not hasattr(encoder, "window_size"):
+            raise ValueError(f"--window_size is for Swin encoders; this {config.model_type} encoder has no windows.")
+        encoder.window_size = int(window_size)
     if drop_path_rate is not None:
         target = config.encoder_config if getattr(config, "encoder_config", None) is not None else config
         target.drop_path_rate = drop_path_rate

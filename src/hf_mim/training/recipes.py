@@ -88,8 +88,6 @@ DEVIATIONS = {
     "precision": "fp32 on CPU (the official runs use fp16/AMP on GPUs); --mixed_precision bf16 on GPUs.",
     "max_steps": "--max_steps or --num_train_epochs shorten a recipe proportionally: warm-up and milestones keep "
     "their share of training (unless given explicitly).",
-    "simmim swin fine-tuning size": "the official Swin-B fine-tuning runs at 224 px with window 7, interpolating the "
-    "192 px / window 6 relative tables; hf_mim fine-tunes at the pretrained size and window.",
 }
 
 

@@ -473,6 +473,7 @@ FINETUNE_FIELDS = {
     "random_erasing_prob": ("random_erasing_prob", 0.0), "mixup_alpha": ("mixup_alpha", 0.0),
     "cutmix_alpha": ("cutmix_alpha", 0.0), "mixup_prob": ("mixup_prob", 1.0),
     "mixup_switch_prob": ("mixup_switch_prob", 0.5), "warmup_epochs": ("warmup_epochs", None),
+    "image_size": ("image_size", None), "window_size": ("window_size", None),
 }  # fmt: skip
 #: TrainingArguments fields a fine-tuning recipe fills (recipe key -> field).
 TRAINER_FIELDS = {"epochs": "num_train_epochs", "weight_decay": "weight_decay", "eps": "adam_epsilon",

@@ -22,7 +22,14 @@ from transformers.models.vit_mae.modeling_vit_mae import ViTMAEPatchEmbeddings, 
 from transformers.utils import ModelOutput
 
 from ...losses import masked_mean, mse_loss_predictor_loss, relative_loss_predictor_loss
-from ...modeling_utils import ClassifierMixin, ViTBlock, check_bool_masked_pos, fc_norm_pool, pool_tokens
+from ...modeling_utils import (
+    ClassifierMixin,
+    ResolutionMixin,
+    ViTBlock,
+    check_bool_masked_pos,
+    fc_norm_pool,
+    pool_tokens,
+)
 from ...targets import PatchTargets
 from .configuration_hpm import HPMConfig
 
@@ -161,7 +168,7 @@ class HPMTeacher(nn.Module):
         self.loss_predictor = LossPredictor(config)
 
 
-class HPMPreTrainedModel(PreTrainedModel):
+class HPMPreTrainedModel(ResolutionMixin, PreTrainedModel):
     config_class = HPMConfig
     config: HPMConfig
     base_model_prefix = "hpm"
@@ -171,6 +178,8 @@ class HPMPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_attention_backend = True
     _no_split_modules = ["ViTBlock"]
+    #: MAE's fixed sin-cos tables: recomputed for another grid, never interpolated
+    _fixed_position_tables = ("position_embeddings", "decoder_pos_embed")
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

@@ -19,7 +19,14 @@ from transformers.models.vit.modeling_vit import ViTEmbeddings
 from transformers.utils import ModelOutput
 
 from ...losses import masked_mean
-from ...modeling_utils import ClassifierMixin, MaskedViTEncoder, check_bool_masked_pos, fc_norm_pool, pool_tokens
+from ...modeling_utils import (
+    ClassifierMixin,
+    MaskedViTEncoder,
+    ResolutionMixin,
+    check_bool_masked_pos,
+    fc_norm_pool,
+    pool_tokens,
+)
 from ...targets import HOGFeatures, PatchTargets
 from .configuration_maskfeat import MaskFeatConfig
 
@@ -61,7 +68,7 @@ class MaskFeatForPreTrainingOutput(ModelOutput):
     hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
-class MaskFeatPreTrainedModel(PreTrainedModel):
+class MaskFeatPreTrainedModel(ResolutionMixin, PreTrainedModel):
     config_class = MaskFeatConfig
     config: MaskFeatConfig
     base_model_prefix = "maskfeat"

@@ -21,6 +21,7 @@ from ...losses import color_bins, simmim_loss, upsample_patch_mask
 from ...modeling_utils import (
     ClassifierMixin,
     MaskedViTEncoder,
+    ResolutionMixin,
     check_bool_masked_pos,
     fc_norm_pool,
     normalization,
@@ -54,7 +55,7 @@ class SimMIMForMaskedImageModelingOutput(ModelOutput):
     hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
-class SimMIMPreTrainedModel(PreTrainedModel):
+class SimMIMPreTrainedModel(ResolutionMixin, PreTrainedModel):
     config_class = SimMIMConfig
     config: SimMIMConfig
     base_model_prefix = "simmim"
