@@ -16,10 +16,12 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 __all__ = ["attention_statistics", "layer_similarity", "linear_cka", "avg_dist", "mask_statistics", "hpm_loss_maps"]
 
@@ -385,3 +387,114 @@ def hpm_loss_maps(model: nn.Module, pixel_values: torch.Tensor, bool_masked_pos:
                      heatmap(shown.flatten(), grid, size)])  # fmt: skip
     picture = image_grid(rows, upscale=max(1, 128 // size[0]))
     return predicted.numpy(), true.numpy(), mask.numpy(), picture
+
+
+# ---------------------------------------------------------------------------- the report of ``hf-mim analyze``
+
+#: The AvgDist study's grid (SimMIM Fig. 3): mask ratios and mask patch sizes at 192 px.
+MASK_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+MASK_PATCH_SIZES = (4, 8, 16, 32, 64)
+
+
+def preprocess(checkpoint: str, images: list) -> torch.Tensor:
+    from transformers import AutoImageProcessor
+
+    from .image_processing import MaskedImageProcessor
+
+    processor = AutoImageProcessor.from_pretrained(checkpoint)
+    if isinstance(processor, MaskedImageProcessor):
+        return processor(images, augment=False, return_mask=False)["pixel_values"]
+    return processor([image.convert("RGB") for image in images], return_tensors="pt")["pixel_values"]
+
+
+def analyse_checkpoint(checkpoint: str, images: list, batch_size: int) -> dict:
+    from transformers import AutoModel
+
+    from . import registry  # noqa: F401  (hf_mim is imported: its Auto classes are registered)
+
+    model = AutoModel.from_pretrained(checkpoint).eval()
+    pixel_values = preprocess(checkpoint, images)
+    stats = attention_statistics(model, pixel_values, batch_size=batch_size)
+    cka = layer_similarity(model, pixel_values, batch_size=batch_size)
+    return {"model_type": model.config.model_type, **{k: v.tolist() for k, v in stats.items()}, "cka": cka.tolist()}
+
+
+def mask_study(num_masks: int, seed: int) -> dict:
+    from .masking import SimMIMMaskGenerator
+    from .registry import get_model_spec, list_models
+
+    table = {}
+    for size in tqdm(MASK_PATCH_SIZES, desc="mask study"):
+        for ratio in MASK_RATIOS:
+            if SimMIMMaskGenerator.hides_every_cell(192, size, ratio):  # nothing visible: AvgDist undefined
+                table[f"{size}/{ratio:g}"] = None
+                continue
+            generator = SimMIMMaskGenerator(192, size, min(size, 4), ratio)
+            table[f"{size}/{ratio:g}"] = mask_statistics(generator, num_masks, seed=seed, pixel_size=min(size, 4))
+    defaults = {}
+    for method in list_models():
+        spec = get_model_spec(method)
+        processor = spec.image_processor_class()
+        if processor.mask_type is None:  # HPM: its teacher masks; its random share is MAE's
+            processor = spec.image_processor_class(mask_type="random")
+        defaults[method] = mask_statistics(processor, num_masks, seed=seed)
+    return {"image_size": 192, "random_masks": table, "method_defaults": defaults}
+
+
+def figures(results: dict, out: Path) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: wrote json only (pip install 'hf_mim[analysis]' for figures).")
+        return []
+    written = []
+    models = results.get("models", {})
+    if models:
+        for key, label in (("distance", "attention distance (px)"), ("entropy", "attention entropy (nats)")):
+            fig, ax = plt.subplots(figsize=(7, 4))
+            for i, (name, res) in enumerate(models.items()):
+                values = np.asarray(res[key])
+                layers = np.arange(1, len(values) + 1)
+                for head in range(values.shape[1]):
+                    ax.scatter(layers + 0.12 * (i - len(models) / 2), values[:, head], s=12, color=f"C{i}",
+                               label=name if head == 0 else None)  # fmt: skip
+            ax.set(xlabel="layer", ylabel=label, title=f"{label}: every head a dot")
+            ax.legend()
+            fig.tight_layout()
+            fig.savefig(out / f"attention_{key}.png", dpi=120)
+            plt.close(fig)
+            written.append(f"attention_{key}.png")
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for i, (name, res) in enumerate(models.items()):
+            ax.plot(np.arange(1, len(res["head_kl"]) + 1), res["head_kl"], "o-", color=f"C{i}", label=name)
+        ax.set(xlabel="layer", ylabel="mean KL between heads", title="head diversity")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "head_kl.png", dpi=120)
+        plt.close(fig)
+        fig, axes = plt.subplots(1, len(models), figsize=(2.6 * len(models) + 1.2, 3.0), squeeze=False,
+                                 layout="constrained")  # fmt: skip
+        for ax, (name, res) in zip(axes[0], models.items()):
+            image = ax.imshow(np.asarray(res["cka"]), vmin=0, vmax=1, cmap="magma", origin="lower")
+            ax.set(title=name, xlabel="layer (0 = embedding)", ylabel="layer" if ax is axes[0][0] else None)
+        fig.colorbar(image, ax=axes[0].tolist(), shrink=0.9, label="linear CKA", pad=0.01)
+        fig.savefig(out / "cka.png", dpi=120)
+        plt.close(fig)
+        written += ["head_kl.png", "cka.png"]
+    if "mask_study" in results:
+        study = results["mask_study"]["random_masks"]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for i, size in enumerate(MASK_PATCH_SIZES):
+            ratios = [r for r in MASK_RATIOS if study[f"{size}/{r:g}"] is not None]
+            ax.plot(ratios, [study[f"{size}/{r:g}"]["avg_dist"] for r in ratios], "o-", color=f"C{i}",
+                    label=f"mask patch {size} px")  # fmt: skip
+        ax.set(xlabel="mask ratio", ylabel="AvgDist (px)", title="SimMIM AvgDist, 192 px images")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "mask_avgdist.png", dpi=120)
+        plt.close(fig)
+        written.append("mask_avgdist.png")
+    return written

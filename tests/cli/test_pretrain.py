@@ -219,3 +219,10 @@ def test_a_preset_gets_the_main_recipe_and_the_demo_keeps_its_own():
     # a recipe run to fewer epochs keeps its warm-up share
     args = pretrain.parse_args(["--recipe", "hpm-vit-b-800ep", "--num_train_epochs", "80"])
     assert args.warmup_epochs == pytest.approx(4.0)
+
+
+def test_the_main_recipe_keeps_a_presets_mask_cells(capsys):
+    """#23 item 7: `--preset vit-test` (16 px cells on 32 px images) under SimMIM's main recipe (32 px cells)."""
+    report = pretrain.main(["--method", "simmim", "--preset", "vit-test", "--dry_run"])
+    assert report["recipe"] == "simmim-vit-b-800ep" and report["masking"]["mask_patch_size"] == 16
+    assert report["value_sources"]["mask_patch_size"] == "preset" and report["masking"]["mask_ratio"] == 0.6

@@ -17,16 +17,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from .. import analysis, training
-from ..image_processing import MaskedImageProcessor
 from ..training.builders import load_checkpoint_config
 from . import run_main
-
-MASK_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-MASK_PATCH_SIZES = (4, 8, 16, 32, 64)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -66,110 +61,6 @@ def load_images(args) -> tuple[list, str]:
     return list(dataset.select(np.sort(rows))[column]), description
 
 
-def preprocess(checkpoint: str, images: list) -> torch.Tensor:
-    from transformers import AutoImageProcessor
-
-    processor = AutoImageProcessor.from_pretrained(checkpoint)
-    if isinstance(processor, MaskedImageProcessor):
-        return processor(images, augment=False, return_mask=False)["pixel_values"]
-    return processor([image.convert("RGB") for image in images], return_tensors="pt")["pixel_values"]
-
-
-def analyse_checkpoint(checkpoint: str, images: list, batch_size: int) -> dict:
-    from transformers import AutoModel
-
-    import hf_mim  # noqa: F401  (registers the hf_mim Auto classes)
-
-    model = AutoModel.from_pretrained(checkpoint).eval()
-    pixel_values = preprocess(checkpoint, images)
-    stats = analysis.attention_statistics(model, pixel_values, batch_size=batch_size)
-    cka = analysis.layer_similarity(model, pixel_values, batch_size=batch_size)
-    return {"model_type": model.config.model_type, **{k: v.tolist() for k, v in stats.items()}, "cka": cka.tolist()}
-
-
-def mask_study(num_masks: int, seed: int) -> dict:
-    from ..masking import SimMIMMaskGenerator
-    from ..registry import get_model_spec, list_models
-
-    table = {}
-    for size in tqdm(MASK_PATCH_SIZES, desc="mask study"):
-        for ratio in MASK_RATIOS:
-            if SimMIMMaskGenerator.hides_every_cell(192, size, ratio):  # nothing visible: AvgDist undefined
-                table[f"{size}/{ratio:g}"] = None
-                continue
-            generator = SimMIMMaskGenerator(192, size, min(size, 4), ratio)
-            table[f"{size}/{ratio:g}"] = analysis.mask_statistics(
-                generator, num_masks, seed=seed, pixel_size=min(size, 4)
-            )
-    defaults = {}
-    for method in list_models():
-        spec = get_model_spec(method)
-        processor = spec.image_processor_class()
-        if processor.mask_type is None:  # HPM: its teacher masks; its random share is MAE's
-            processor = spec.image_processor_class(mask_type="random")
-        defaults[method] = analysis.mask_statistics(processor, num_masks, seed=seed)
-    return {"image_size": 192, "random_masks": table, "method_defaults": defaults}
-
-
-def figures(results: dict, out: Path) -> list[str]:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: wrote analysis.json only (pip install 'hf_mim[analysis]' for figures).")
-        return []
-    written = []
-    models = results.get("models", {})
-    if models:
-        for key, label in (("distance", "attention distance (px)"), ("entropy", "attention entropy (nats)")):
-            fig, ax = plt.subplots(figsize=(7, 4))
-            for i, (name, res) in enumerate(models.items()):
-                values = np.asarray(res[key])
-                layers = np.arange(1, len(values) + 1)
-                for head in range(values.shape[1]):
-                    ax.scatter(layers + 0.12 * (i - len(models) / 2), values[:, head], s=12, color=f"C{i}",
-                               label=name if head == 0 else None)  # fmt: skip
-            ax.set(xlabel="layer", ylabel=label, title=f"{label}: every head a dot")
-            ax.legend()
-            fig.tight_layout()
-            fig.savefig(out / f"attention_{key}.png", dpi=120)
-            plt.close(fig)
-            written.append(f"attention_{key}.png")
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for i, (name, res) in enumerate(models.items()):
-            ax.plot(np.arange(1, len(res["head_kl"]) + 1), res["head_kl"], "o-", color=f"C{i}", label=name)
-        ax.set(xlabel="layer", ylabel="mean KL between heads", title="head diversity")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / "head_kl.png", dpi=120)
-        plt.close(fig)
-        fig, axes = plt.subplots(1, len(models), figsize=(2.6 * len(models) + 1.2, 3.0), squeeze=False,
-                                 layout="constrained")  # fmt: skip
-        for ax, (name, res) in zip(axes[0], models.items()):
-            image = ax.imshow(np.asarray(res["cka"]), vmin=0, vmax=1, cmap="magma", origin="lower")
-            ax.set(title=name, xlabel="layer (0 = embedding)", ylabel="layer" if ax is axes[0][0] else None)
-        fig.colorbar(image, ax=axes[0].tolist(), shrink=0.9, label="linear CKA", pad=0.01)
-        fig.savefig(out / "cka.png", dpi=120)
-        plt.close(fig)
-        written += ["head_kl.png", "cka.png"]
-    if "mask_study" in results:
-        study = results["mask_study"]["random_masks"]
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for i, size in enumerate(MASK_PATCH_SIZES):
-            ratios = [r for r in MASK_RATIOS if study[f"{size}/{r:g}"] is not None]
-            ax.plot(ratios, [study[f"{size}/{r:g}"]["avg_dist"] for r in ratios], "o-", color=f"C{i}",
-                    label=f"mask patch {size} px")  # fmt: skip
-        ax.set(xlabel="mask ratio", ylabel="AvgDist (px)", title="SimMIM AvgDist, 192 px images")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / "mask_avgdist.png", dpi=120)
-        plt.close(fig)
-        written.append("mask_avgdist.png")
-    return written
-
-
 def main(argv=None) -> dict:
     args = parse_args(argv)
     for checkpoint in args.model_name_or_path or ():  # every checkpoint exists before any work
@@ -183,12 +74,12 @@ def main(argv=None) -> dict:
         names = args.names or [Path(p).name or p for p in args.model_name_or_path]
         results["models"] = {}
         for name, checkpoint in tqdm(list(zip(names, args.model_name_or_path)), desc="analyse"):
-            results["models"][name] = {"checkpoint": checkpoint, **analyse_checkpoint(checkpoint, images,
+            results["models"][name] = {"checkpoint": checkpoint, **analysis.analyse_checkpoint(checkpoint, images,
                                                                                        args.batch_size)}  # fmt: skip
     if args.mask_study:
-        results["mask_study"] = mask_study(args.num_masks, args.seed)
+        results["mask_study"] = analysis.mask_study(args.num_masks, args.seed)
     (out / "analysis.json").write_text(json.dumps(results, indent=1))
-    written = ["analysis.json", *figures(results, out)]
+    written = ["analysis.json", *analysis.figures(results, out)]
     print(f"Wrote {', '.join(written)} to {out.resolve()}/")
     for name, res in results.get("models", {}).items():
         distance, entropy = np.asarray(res["distance"]), np.asarray(res["entropy"])
