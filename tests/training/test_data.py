@@ -57,7 +57,7 @@ def test_the_image_and_label_columns_are_found_by_type_then_name():
         find_label_column(two)
     with pytest.raises(ValueError, match="--image_column 'photo' is not a column"):
         find_image_column(cifar, "photo")
-    with pytest.raises(ValueError, match="no label column"):
+    with pytest.raises(ValueError, match="no class-label column"):
         find_label_column(_rows({"img": [jpeg]}, {"img": image}))
 
 

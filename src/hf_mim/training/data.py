@@ -34,6 +34,26 @@ def _columns(dataset) -> tuple[list[str], dict]:
     return list(dataset.column_names or features), dict(features)
 
 
+def _find_column(dataset, given: str | None, feature_type, names: tuple[str, ...], flag: str, what: str,
+                 description: str) -> str:  # fmt: skip
+    """The one column rule: ``given`` when set (checked), else the one column of ``feature_type``, else the first of
+    ``names`` present; ambiguity and absence name ``flag``."""
+    columns, features = _columns(dataset)
+    if given is not None:
+        if columns and given not in columns:
+            raise ValueError(f"{flag} {given!r} is not a column of {description}: {columns}")
+        return given
+    typed = [name for name, feature in features.items() if isinstance(feature, feature_type)]
+    if len(typed) == 1:
+        return typed[0]
+    if len(typed) > 1:
+        raise ValueError(f"{description} has several {what} columns {typed}; choose one with {flag}")
+    named = [name for name in names if name in columns]
+    if named:
+        return named[0]
+    raise ValueError(f"{description} has no {what} column (columns: {columns}); name it with {flag}")
+
+
 def find_image_column(dataset, image_column: str | None = None, description: str = "the dataset") -> str:
     """The column holding the images: ``image_column`` when given (checked), else the one column of
     ``datasets.Image`` type, else the first of :data:`IMAGE_COLUMN_NAMES` present.
@@ -44,20 +64,8 @@ def find_image_column(dataset, image_column: str | None = None, description: str
     """
     import datasets
 
-    columns, features = _columns(dataset)
-    if image_column is not None:
-        if columns and image_column not in columns:
-            raise ValueError(f"--image_column {image_column!r} is not a column of {description}: {columns}")
-        return image_column
-    images = [name for name, feature in features.items() if isinstance(feature, datasets.Image)]
-    if len(images) == 1:
-        return images[0]
-    if len(images) > 1:
-        raise ValueError(f"{description} has several image columns {images}; choose one with --image_column")
-    named = [name for name in IMAGE_COLUMN_NAMES if name in columns]
-    if named:
-        return named[0]
-    raise ValueError(f"{description} has no image column (columns: {columns}); name it with --image_column")
+    return _find_column(dataset, image_column, datasets.Image, IMAGE_COLUMN_NAMES, "--image_column", "image",
+                        description)  # fmt: skip
 
 
 def find_label_column(dataset, label_column: str | None = None, description: str = "the dataset") -> str:
@@ -70,20 +78,8 @@ def find_label_column(dataset, label_column: str | None = None, description: str
     """
     import datasets
 
-    columns, features = _columns(dataset)
-    if label_column is not None:
-        if columns and label_column not in columns:
-            raise ValueError(f"--label_column {label_column!r} is not a column of {description}: {columns}")
-        return label_column
-    labels = [name for name, feature in features.items() if isinstance(feature, datasets.ClassLabel)]
-    if len(labels) == 1:
-        return labels[0]
-    if len(labels) > 1:
-        raise ValueError(f"{description} has several class-label columns {labels}; choose one with --label_column")
-    named = [name for name in LABEL_COLUMN_NAMES if name in columns]
-    if named:
-        return named[0]
-    raise ValueError(f"{description} has no label column (columns: {columns}); name it with --label_column")
+    return _find_column(dataset, label_column, datasets.ClassLabel, LABEL_COLUMN_NAMES, "--label_column",
+                        "class-label", description)  # fmt: skip
 
 
 def truncate_log(path: Path, step: int) -> None:
