@@ -226,3 +226,15 @@ def test_the_model_knows_its_normalisation(photos, tmp_path):
     other = SimMIMImageProcessor.from_model_config(config, image_mean=[0.485, 0.456, 0.406])  # another mean
     with pytest.raises(ValueError, match="image_mean"):
         Pretrainer(model, args, train_dataset=[], image_processor=other)
+
+
+def test_a_processor_saved_in_training_mode_loads_as_inference_preprocessing(tmp_path, photos, caplog):
+    import json
+
+    processor = MaskedImageProcessor(image_size=32, patch_size=8, mask_type="random")
+    processor.save_pretrained(tmp_path)
+    path = tmp_path / "preprocessor_config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "do_augment": True}))  # as hf_mim used to save
+    loaded = AutoImageProcessor.from_pretrained(tmp_path)
+    assert not loaded.do_augment
+    torch.testing.assert_close(loaded(photos["coffee"])["pixel_values"], processor(photos["coffee"])["pixel_values"])

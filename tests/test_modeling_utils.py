@@ -127,3 +127,14 @@ def test_beit_and_swin_relative_tables_are_resized(tmp_path):
         expected = _bicubic(before[key].T.reshape(-1, side, side), (new_side, new_side)).reshape(-1, new_side**2).T
         torch.testing.assert_close(after[key], expected, rtol=1e-5, atol=1e-6)
     assert resized(pixel_values=torch.randn(1, 3, 64, 64)).logits.shape == (1, 2)
+
+
+def test_loading_arguments_still_apply_at_another_resolution(tmp_path):
+    from hf_mim import MaskFeatForPreTraining
+
+    spec = get_model_spec("maskfeat")
+    MaskFeatForPreTraining(spec.tiny_config()).save_pretrained(tmp_path)
+    model, info = MaskFeatForPreTraining.from_pretrained(tmp_path, image_size=64, dtype=torch.float64,
+                                                         output_loading_info=True)  # fmt: skip
+    assert model.dtype == torch.float64 and model.config.image_size == 64 and not info["missing_keys"]
+    assert model.maskfeat.encoder.embeddings.position_embeddings.shape == (1, 65, model.config.hidden_size)

@@ -11,6 +11,8 @@ __all__ = ["USER_ERRORS", "run_main"]
 #: What a user can fix (a bad argument, a missing file, data that cannot be used, a run that diverged): these end a
 #: command with one ``hf-mim COMMAND: error: ...`` line and exit code 2; set ``HF_MIM_DEBUG=1`` for the traceback.
 USER_ERRORS = (ValueError, OSError, FloatingPointError, RuntimeError)
+#: Never shortened: these are bugs, not bad input.
+PROGRAMMING_ERRORS = (NotImplementedError, RecursionError)
 
 
 def run_main(command_main, argv: list[str] | None = None, name: str | None = None) -> int:
@@ -31,7 +33,7 @@ def run_main(command_main, argv: list[str] | None = None, name: str | None = Non
         print(f"\n{err}", file=sys.stderr)
         return 1
     except USER_ERRORS as err:
-        if os.environ.get("HF_MIM_DEBUG", "") not in ("", "0"):
+        if os.environ.get("HF_MIM_DEBUG", "") not in ("", "0") or isinstance(err, PROGRAMMING_ERRORS):
             raise
         message = " ".join(str(err).split()) or type(err).__name__
         print(f"hf-mim {name}: error: {message} (HF_MIM_DEBUG=1 shows the traceback)", file=sys.stderr)

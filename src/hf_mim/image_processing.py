@@ -87,7 +87,7 @@ def to_channel_array(image: Any, num_channels: int) -> np.ndarray:
     """
     if isinstance(image, PIL.Image.Image):
         bands = len(image.getbands())
-        if num_channels == 1 and bands > 1:
+        if num_channels == 1 and (bands > 1 or image.mode in ("P", "PA", "1")):
             image = image.convert("L")
         elif image.mode in ("P", "PA"):
             image = image.convert("RGBA" if num_channels == 4 else "RGB")
@@ -259,6 +259,21 @@ class MaskedImageProcessor(BaseImageProcessor):
         self.mask_generator(rng=0)
 
     # ------------------------------------------------------------------ config
+
+    @classmethod
+    def from_dict(cls, image_processor_dict: dict[str, Any], **kwargs: Any):
+        """As transformers' ``from_dict``; a processor saved in training mode (``do_augment: true``, written by
+        hf_mim before saved processors became inference preprocessing) loads as inference preprocessing, with a
+        warning (training passes ``augment=True``)."""
+        if image_processor_dict.get("do_augment") and "do_augment" not in kwargs:
+            from transformers.utils import logging
+
+            logging.get_logger(__name__).warning(
+                "This image processor was saved in training mode (do_augment=True); it is loaded as deterministic "
+                "inference preprocessing. Pass augment=True (and return_mask=True) to a call for training inputs."
+            )
+            image_processor_dict = {**image_processor_dict, "do_augment": False}
+        return super().from_dict(image_processor_dict, **kwargs)
 
     @property
     def grid_size(self) -> int:

@@ -322,6 +322,9 @@ class ResolutionMixin:
     _fixed_position_tables: tuple[str, ...] = ()
     _GEOMETRY_KEYS = ("image_size", "patch_size", "window_size")
     _HUB_KEYS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
+    #: Loading arguments, never config fields (a config has a ``dtype`` field too)
+    _LOADER_KEYS = ("dtype", "torch_dtype", "device_map", "attn_implementation", "output_loading_info",
+                    "trust_remote_code", "ignore_mismatched_sizes", "use_safetensors", "weights_only")  # fmt: skip
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
@@ -337,7 +340,8 @@ class ResolutionMixin:
             nested = base.get("encoder_config")  # a nested encoder config (SimMIM) holds the geometry
             for key in [k for k in cls._GEOMETRY_KEYS if k in kwargs]:
                 (nested if isinstance(nested, dict) else base)[key] = kwargs.pop(key)
-            overrides = {k: kwargs.pop(k) for k in list(kwargs) if k not in cls._HUB_KEYS and hasattr(saved, k)}
+            overrides = {k: kwargs.pop(k) for k in list(kwargs)
+                         if k not in cls._HUB_KEYS + cls._LOADER_KEYS and hasattr(saved, k)}  # fmt: skip
             if "num_labels" in overrides:  # new classes: the saved label names go
                 base.pop("id2label", None), base.pop("label2id", None)
             config = cls.config_class.from_dict({**base, **overrides})
@@ -348,7 +352,8 @@ class ResolutionMixin:
         loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args,
                                          **{**kwargs, "config": _with_geometry(config, _geometry(saved))})  # fmt: skip
         source, info = loaded if isinstance(loaded, tuple) else (loaded, None)
-        model = cls(config).to(dtype=source.dtype)
+        config._attn_implementation = source.config._attn_implementation  # as asked for when loading
+        model = cls(config).to(device=next(source.parameters()).device, dtype=source.dtype)
         model.load_state_dict(cls.resize_state_dict(source.state_dict(), saved, model))
         model.eval()
         return (model, info) if info is not None else model

@@ -43,8 +43,9 @@ def test_the_image_and_label_columns_are_found_by_type_then_name():
 
     image, label = datasets.Image(), datasets.ClassLabel(names=["a", "b"])
     jpeg = {"bytes": _jpeg(0), "path": None}
-    cifar = _rows({"img": [jpeg], "fine_label": [1], "coarse": [0]},
-                  {"img": image, "fine_label": label, "coarse": datasets.Value("int64")})  # fmt: skip
+    # CIFAR-100's own schema: two ClassLabel columns, the usual name decides
+    cifar = _rows({"img": [jpeg], "fine_label": [1], "coarse_label": [0]},
+                  {"img": image, "fine_label": label, "coarse_label": label})  # fmt: skip
     assert find_image_column(cifar) == "img" and find_label_column(cifar) == "fine_label"
     raw = _rows(
         {"img": [_jpeg(1)], "labels": [3]}, {"img": datasets.Value("binary"), "labels": datasets.Value("int64")}

@@ -36,8 +36,9 @@ def _columns(dataset) -> tuple[list[str], dict]:
 
 def _find_column(dataset, given: str | None, feature_type, names: tuple[str, ...], flag: str, what: str,
                  description: str) -> str:  # fmt: skip
-    """The one column rule: ``given`` when set (checked), else the one column of ``feature_type``, else the first of
-    ``names`` present; ambiguity and absence name ``flag``."""
+    """The one column rule: ``given`` when set (checked), else the one column of ``feature_type`` (of several, the
+    first of ``names`` among them: CIFAR-100's ``fine_label`` beside ``coarse_label``), else the first of ``names``
+    present; ambiguity and absence name ``flag``."""
     columns, features = _columns(dataset)
     if given is not None:
         if columns and given not in columns:
@@ -46,11 +47,11 @@ def _find_column(dataset, given: str | None, feature_type, names: tuple[str, ...
     typed = [name for name, feature in features.items() if isinstance(feature, feature_type)]
     if len(typed) == 1:
         return typed[0]
-    if len(typed) > 1:
-        raise ValueError(f"{description} has several {what} columns {typed}; choose one with {flag}")
-    named = [name for name in names if name in columns]
+    named = [name for name in names if name in (typed or columns)]  # several typed: the usual name decides
     if named:
         return named[0]
+    if len(typed) > 1:
+        raise ValueError(f"{description} has several {what} columns {typed}; choose one with {flag}")
     raise ValueError(f"{description} has no {what} column (columns: {columns}); name it with {flag}")
 
 

@@ -181,3 +181,17 @@ def test_official_mae_encoder_release_gets_a_fresh_decoder_and_a_classifier(tmp_
                                state["blocks.0.attn.proj.weight"])  # fmt: skip
     with pytest.raises(OfficialCheckpointError, match="not 'hpm'"):
         convert_official_checkpoint("hpm", tmp_path / "mae_pretrain_vit_tiny.pth", source="hpm")
+
+
+def test_released_encoders_get_their_head_count_from_the_width():
+    """mae_pretrain_vit_huge.pth records no architecture: ViT-H/14 (width 1280) has 16 heads, not 1280 / 64."""
+    from hf_mim.convert_utils import KeyMapper
+    from hf_mim.models.hpm.convert_hpm_official import _architecture
+
+    state = {"patch_embed.proj.weight": torch.empty(1280, 3, 14, 14), "pos_embed": torch.empty(1, 257, 1280),
+             "blocks.0.mlp.fc1.weight": torch.empty(5120, 1280)}  # fmt: skip
+    assert _architecture(KeyMapper(state, "test"), None)["num_attention_heads"] == 16
+    assert _architecture(KeyMapper(state, "test"), "mae_vit_huge_patch14")["num_attention_heads"] == 16
+    base = {"patch_embed.proj.weight": torch.empty(768, 3, 16, 16), "pos_embed": torch.empty(1, 197, 768),
+            "blocks.0.mlp.fc1.weight": torch.empty(3072, 768)}  # fmt: skip
+    assert _architecture(KeyMapper(base, "test"), None)["num_attention_heads"] == 12

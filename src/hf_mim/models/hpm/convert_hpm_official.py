@@ -40,6 +40,10 @@ ARCHITECTURES = {
     "mae_vit_large_patch16_dec512d8b": (16, 1024, 24, 16, 512, 8, 16),
     "mae_vit_huge_patch14_dec512d8b": (14, 1280, 32, 16, 512, 8, 16),
 }
+#: the names runs record (``--model``, facebookresearch/mae models_mae.py:240-243): the same architectures
+ARCHITECTURES.update({name.removesuffix("_dec512d8b"): sizes for name, sizes in list(ARCHITECTURES.items())})
+#: encoder heads by width where no name is recorded (the released encoder files): ViT-B 12, ViT-L and ViT-H 16
+HEADS_BY_WIDTH = {768: 12, 1024: 16, 1280: 16}
 
 _TRAINING_STATE = {"epoch", "optimizer", "loss_scaler", "model", "args", "scaler"}
 
@@ -168,7 +172,8 @@ def _architecture(keys: KeyMapper, name: Any) -> dict[str, Any]:
     arch = ARCHITECTURES.get(name) if isinstance(name, str) else None
     kwargs: dict[str, Any] = {
         "image_size": grid * patch, "patch_size": patch, "num_channels": channels, "hidden_size": hidden,
-        "num_hidden_layers": len(keys.indices("blocks.")), "num_attention_heads": arch[3] if arch else hidden // 64,
+        "num_hidden_layers": len(keys.indices("blocks.")),
+        "num_attention_heads": arch[3] if arch else HEADS_BY_WIDTH.get(hidden, hidden // 64),
         "intermediate_size": int(keys.peek("blocks.0.mlp.fc1.weight").shape[0]), "layer_norm_eps": 1e-6,
     }  # fmt: skip
     if not keys.has("decoder_embed.weight"):
