@@ -75,3 +75,19 @@ def test_pretraining_finds_an_img_column(tmp_path):
     datasets.Dataset.from_dict({"img": rows, "label": list(range(16))}, features=features).to_parquet(str(data))
     metrics = pretrain.main(run_args("maskfeat", tmp_path / "out", "--max_steps", "1", "--data_files", str(data)))
     assert metrics["train_steps"] == 1
+
+
+def test_a_class_sorted_stream_is_shuffled_and_reshuffled_every_epoch(cifar10_rows):
+    """#24 (part): a stream stored in class order no longer trains in class order."""
+    from hf_mim.training.data import shuffled_stream
+
+    rows = cifar10_rows.select(range(200)).sort("label").remove_columns("image")  # class-sorted, as the shared file
+    stream = shuffled_stream(rows.to_iterable_dataset(num_shards=4), seed=0, buffer_size=10_000)
+    first = [row["label"] for _, row in zip(range(32), iter(stream))]
+    assert len(set(first)) >= 5  # stored order would give one class
+    stream.set_epoch(0)
+    epoch0 = [row["label"] for row in stream]
+    stream.set_epoch(1)
+    epoch1 = [row["label"] for row in stream]
+    assert sorted(epoch0) == sorted(epoch1) == sorted(rows["label"]) and epoch0 != epoch1  # all rows, new order
+    assert [r["label"] for r in shuffled_stream(rows.to_iterable_dataset(), 0, 0)] == rows["label"]  # 0: as stored

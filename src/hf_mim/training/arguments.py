@@ -30,7 +30,8 @@ _MINIMA = {"per_device_train_batch_size": (1, True), "gradient_accumulation_step
            "max_train_samples": (1, True), "stop_after_steps": (1, True), "max_grad_norm": (0.0, True),
            "weight_decay": (0.0, True), "learning_rate": (0.0, False), "base_learning_rate": (0.0, False),
            "max_steps": (0, True), "num_train_epochs": (0.0, True), "warmup_lr": (0.0, True),
-           "min_lr": (0.0, True), "adam_epsilon": (0.0, False), "max_consecutive_nonfinite": (1, True)}  # fmt: skip
+           "min_lr": (0.0, True), "adam_epsilon": (0.0, False), "max_consecutive_nonfinite": (1, True),
+           "shuffle_buffer_size": (0, True)}  # fmt: skip
 
 
 @dataclass
@@ -66,6 +67,11 @@ class PretrainingArguments:
     default_data_size: int = field(default=2048, **_help("crops in the embedded default data"))
     dataloader_num_workers: int = field(default=0, **_help("DataLoader worker processes"))
     skip_corrupt_images: bool = field(default=False, **_help("skip (and count) undecodable rows"))
+    shuffle_buffer_size: int = field(
+        default=10_000,
+        **_help("streams: examples in the shuffle buffer (seeded, reshuffled every epoch; datasets' "
+                "IterableDataset.shuffle also shuffles the shard order); 0 streams in stored order"),
+    )  # fmt: skip
     # -- optimisation (None: from the recipe, else the CPU demo's defaults) ----------------------------------
     recipe: str | None = field(
         default=None,

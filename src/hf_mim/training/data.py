@@ -18,6 +18,7 @@ __all__ = [
     "default_image_dataset",
     "drop_corrupt_images",
     "load_image_dataset",
+    "shuffled_stream",
     "truncate_log",
 ]
 
@@ -297,3 +298,11 @@ def load_image_dataset(
     if max_samples:
         ds = ds.take(max_samples) if streaming else ds.select(range(min(max_samples, len(ds))))
     return ds, name
+
+
+def shuffled_stream(dataset, seed: int, buffer_size: int):
+    """A streamed dataset in seeded random order: shards shuffled and a ``buffer_size`` shuffle buffer
+    (``datasets.IterableDataset.shuffle``); ``set_epoch(e)`` reshuffles with ``seed + e``. Without it a stream stored
+    in class order (as many image folders and CIFAR-10's parquet are) trains in class order. ``buffer_size=0``
+    keeps the stored order."""
+    return dataset.shuffle(seed=seed, buffer_size=buffer_size) if buffer_size else dataset

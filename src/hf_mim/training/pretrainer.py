@@ -34,7 +34,7 @@ from ..registry import get_model_spec
 from . import checkpointing
 from .arguments import PretrainingArguments
 from .builders import reconcile_normalization
-from .data import SeededTransformDataset, drop_corrupt_images, find_image_column, truncate_log
+from .data import SeededTransformDataset, drop_corrupt_images, find_image_column, shuffled_stream, truncate_log
 from .optimization import build_lr_scheduler, param_groups
 from .pictures import pretraining_picture
 from .resolve import ResolvedPretraining, resolve_pretraining
@@ -173,6 +173,7 @@ class Pretrainer:
         picture_images = [row[column] for _, row in zip(range(4), iter(dataset))]
         batch = plan.values["per_device_train_batch_size"]
         if self.streaming:
+            dataset = shuffled_stream(dataset, a.seed, a.shuffle_buffer_size)
             transform = self.image_processor.as_transform(image_column=column)
             dataset = dataset.map(transform, batched=True, batch_size=batch, remove_columns=dataset.column_names)
             return dataset, DataLoader(dataset, batch_size=batch, num_workers=a.dataloader_num_workers), picture_images
