@@ -60,3 +60,36 @@ def test_fc_norm_head_is_layernorm_of_the_mean_pre_norm_patch_token(method, pres
     torch.testing.assert_close(pooled, expected)
     with pytest.raises(ValueError, match="use_fc_norm"):
         training.build_config(method, preset=preset, use_fc_norm=True, pooling="cls")
+
+
+@pytest.mark.parametrize("method", list_models())
+def test_eager_and_sdpa_attention_agree(method):
+    """#24 (part): the kernels a model declares give the same loss and gradients (within 1e-5)."""
+    spec = get_model_spec(method)
+    config = spec.tiny_config()
+    results = []
+    for kernel in ("eager", "sdpa"):
+        torch.manual_seed(0)
+        model = spec.pretraining_class(config)
+        model.set_attn_implementation(kernel)
+        batch = {"pixel_values": torch.randn(2, 3, config.image_size, config.image_size, generator=torch.Generator().manual_seed(1)),
+                 **spec.pretraining_inputs(model.config, 2, torch.Generator().manual_seed(2))}  # fmt: skip
+        loss = model(**batch).loss
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (eager, eager_grads), (sdpa, sdpa_grads) = results
+    torch.testing.assert_close(sdpa, eager, atol=1e-5, rtol=1e-5)
+    assert eager_grads.keys() == sdpa_grads.keys()
+    for name, grad in eager_grads.items():
+        torch.testing.assert_close(sdpa_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_an_attention_kernel_that_cannot_run_is_refused_by_name(tmp_path):
+    from hf_mim.training import Pretrainer, PretrainingArguments
+
+    spec = get_model_spec("hpm")
+    args = PretrainingArguments(output_dir=str(tmp_path), cpu=True, attn_implementation="flash_attention_2")
+    with pytest.raises(ValueError, match="--attn_implementation flash_attention_2: HPMForPreTraining cannot use it"):
+        Pretrainer(spec.pretraining_class(spec.tiny_config()), args, train_dataset=[])
+    with pytest.raises(ValueError, match="--attn_implementation must be one of"):
+        PretrainingArguments(attn_implementation="fast")

@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from ..registry import list_models
 from .optimization import SCHEDULES
 
-__all__ = ["PretrainingArguments"]
+__all__ = ["ATTENTION_KERNELS", "PretrainingArguments"]
+
+#: transformers' attention implementations a run can ask for (``--attn_implementation``).
+ATTENTION_KERNELS = ("eager", "sdpa", "flash_attention_2", "flex_attention")
 
 
 def _help(text: str, **kwargs) -> dict:
@@ -106,6 +109,11 @@ class PretrainingArguments:
     mixed_precision: str = field(default="no", **_help("autocast precision", choices=["no", "bf16", "fp16"]))
     gradient_checkpointing: bool = field(default=False, **_help("recompute activations in the backward pass"))
     torch_compile: bool = field(default=False, **_help("torch.compile the model"))
+    attn_implementation: str | None = field(
+        default=None,
+        **_help("attention kernel (default: the model's, sdpa where it supports it); each model class declares what "
+                "its encoder supports", choices=list(ATTENTION_KERNELS)),
+    )  # fmt: skip
     seed: int = field(default=42, **_help("seed of the weights, data order, augmentation and masks"))
     cpu: bool = field(default=False, **_help("train on CPU even when a GPU is present"))
     fsdp: bool = field(
@@ -146,6 +154,9 @@ class PretrainingArguments:
             raise ValueError("give at most one of --preset, --config_file, --model_name_or_path")
         if self.method is not None and self.method not in list_models():
             raise ValueError(f"--method must be one of {list_models()}, got {self.method!r}")
+        if self.attn_implementation is not None and self.attn_implementation not in ATTENTION_KERNELS:
+            raise ValueError(f"--attn_implementation must be one of {list(ATTENTION_KERNELS)}, got "
+                             f"{self.attn_implementation!r}")  # fmt: skip
         if self.lr_scheduler_type is not None and self.lr_scheduler_type not in SCHEDULES:
             raise ValueError(f"--lr_scheduler_type must be one of {list(SCHEDULES)}, got {self.lr_scheduler_type!r}")
         for name, (low, inclusive) in _MINIMA.items():

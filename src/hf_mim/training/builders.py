@@ -17,6 +17,7 @@ __all__ = [
     "build_image_processor",
     "build_model",
     "load_checkpoint_config",
+    "set_attention",
     "reconcile_normalization",
     "shard_model",
 ]
@@ -110,3 +111,19 @@ def reconcile_normalization(config, processor) -> None:
             raise ValueError(f"The image processor normalises with {name}={used}, but the model config records "
                              f"{name}={list(recorded)}: build the processor from the config "
                              "(`from_model_config`) or set the config's statistics to the data's.")  # fmt: skip
+
+
+def set_attention(model, attn_implementation: str | None, flag: str = "--attn_implementation") -> None:
+    """Switches ``model`` to an attention kernel its class declares (``_supports_sdpa``, ``_supports_flash_attn``,
+    ...; transformers checks that the kernel is installed and usable here).
+
+    Raises:
+        ValueError: Naming ``flag``, the kernel and why it cannot be used.
+    """
+    if attn_implementation is None:
+        return
+    try:
+        model.set_attn_implementation(attn_implementation)
+    except (ValueError, ImportError) as err:
+        raise ValueError(f"{flag} {attn_implementation}: {type(model).__name__} cannot use it here "
+                         f"({' '.join(str(err).split())})") from err  # fmt: skip

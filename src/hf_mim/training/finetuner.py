@@ -25,7 +25,7 @@ from ..image_processing import MaskedImageProcessor
 from ..metrics import load_metric
 from ..modeling_utils import normalization
 from .augmentation import FinetuneAugmentation
-from .builders import load_checkpoint_config
+from .builders import load_checkpoint_config, set_attention
 from .checkpointing import COMPLETION_FILE, write_json_atomic
 from .data import find_image_column, find_label_column, load_image_dataset
 from .finetuning import RecipeTrainer, finetuning_config, init_classifier
@@ -89,6 +89,9 @@ class FinetuneArguments:
     )  # fmt: skip
     window_size: int | None = field(
         default=None, metadata={"help": "Swin: fine-tune with this window (relative tables interpolated)"}
+    )
+    attn_implementation: str | None = field(
+        default=None, metadata={"help": "attention kernel: eager, sdpa, flash_attention_2 or flex_attention"}
     )
     knn: bool = field(default=False, metadata={"help": "no training: kNN accuracy of the frozen encoder's features"})
     knn_k: int = field(default=20, metadata={"help": "neighbours for --knn (cosine similarity)"})
@@ -222,6 +225,7 @@ def finetune(args: FinetuneArguments, train_args: TrainingArguments, explicit: s
     finetuning_config(config, args.drop_path_rate, args.use_fc_norm, args.image_size, args.window_size)
     # another resolution: hf_mim models interpolate what depends on it (modeling_utils.ResolutionMixin)
     model = AutoModelForImageClassification.from_pretrained(args.model_name_or_path, config=config)
+    set_attention(model, args.attn_implementation)
     if recipe is not None:
         init_classifier(model, recipe.get("head_init"), recipe.get("fc_norm_init"))
     base = getattr(model, model.base_model_prefix)

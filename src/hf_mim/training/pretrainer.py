@@ -33,7 +33,7 @@ from ..hub import push_folder, render_model_card
 from ..registry import get_model_spec
 from . import checkpointing
 from .arguments import PretrainingArguments
-from .builders import reconcile_normalization
+from .builders import reconcile_normalization, set_attention
 from .data import SeededTransformDataset, drop_corrupt_images, find_image_column, shuffled_stream, truncate_log
 from .optimization import build_lr_scheduler, param_groups
 from .pictures import pretraining_picture
@@ -140,6 +140,7 @@ class Pretrainer:
                              f"resolve it with num_processes={n} (or let the Pretrainer resolve the arguments).")  # fmt: skip
         set_seed(a.seed)
         self.model = plan.build_model() if model is None else model
+        set_attention(self.model, a.attn_implementation)
         if self.model.config.model_type != plan.method:
             raise ValueError(f"The model is a {self.model.config.model_type!r} model, but the arguments resolve to "
                              f"--method {plan.method!r}.")  # fmt: skip
