@@ -121,3 +121,13 @@ def test_a_handed_stream_is_streamed(photos, tmp_path):
     args = PretrainingArguments(output_dir=str(tmp_path / "b"), per_device_train_batch_size=4, max_steps=2,
                                 picture_steps=0, cpu=True)  # fmt: skip
     assert Pretrainer(model, args, train_dataset=stream).train()["train_steps"] == 2
+
+
+def test_dataloader_workers_persist_and_prefetch(photos, tmp_path):
+    model = MaskFeatForPreTraining(MaskFeatConfig.from_preset("test", image_size=32, patch_size=16))
+    args = PretrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=2, picture_steps=0,
+                                cpu=True, dataloader_num_workers=2, dataloader_prefetch_factor=3)  # fmt: skip
+    pretrainer = Pretrainer(model, args, train_dataset=_images(photos))
+    assert pretrainer._loader_options() == {"num_workers": 2, "pin_memory": False, "persistent_workers": True,
+                                            "prefetch_factor": 3}  # fmt: skip
+    assert pretrainer.train()["train_steps"] == 2

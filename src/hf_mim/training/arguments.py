@@ -34,7 +34,7 @@ _MINIMA = {"per_device_train_batch_size": (1, True), "gradient_accumulation_step
            "weight_decay": (0.0, True), "learning_rate": (0.0, False), "base_learning_rate": (0.0, False),
            "max_steps": (0, True), "num_train_epochs": (0.0, True), "warmup_lr": (0.0, True),
            "min_lr": (0.0, True), "adam_epsilon": (0.0, False), "max_consecutive_nonfinite": (1, True),
-           "shuffle_buffer_size": (0, True)}  # fmt: skip
+           "shuffle_buffer_size": (0, True), "dataloader_prefetch_factor": (1, True)}  # fmt: skip
 
 
 @dataclass
@@ -69,6 +69,7 @@ class PretrainingArguments:
     max_train_samples: int | None = field(default=None, **_help("use only the first N rows"))
     default_data_size: int = field(default=2048, **_help("crops in the embedded default data"))
     dataloader_num_workers: int = field(default=0, **_help("DataLoader worker processes"))
+    dataloader_prefetch_factor: int = field(default=2, **_help("batches each DataLoader worker prepares ahead"))
     skip_corrupt_images: bool = field(default=False, **_help("skip (and count) undecodable rows"))
     shuffle_buffer_size: int = field(
         default=10_000,
@@ -109,6 +110,9 @@ class PretrainingArguments:
     mixed_precision: str = field(default="no", **_help("autocast precision", choices=["no", "bf16", "fp16"]))
     gradient_checkpointing: bool = field(default=False, **_help("recompute activations in the backward pass"))
     torch_compile: bool = field(default=False, **_help("torch.compile the model"))
+    tf32: bool = field(
+        default=False, **_help("TF32 matmuls and convolutions on GPUs that have them (Ampere and newer)")
+    )
     attn_implementation: str | None = field(
         default=None,
         **_help("attention kernel (default: the model's, sdpa where it supports it); each model class declares what "

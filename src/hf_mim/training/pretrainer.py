@@ -177,7 +177,7 @@ class Pretrainer:
             dataset = shuffled_stream(dataset, a.seed, a.shuffle_buffer_size)
             transform = self.image_processor.as_transform(image_column=column)
             dataset = dataset.map(transform, batched=True, batch_size=batch, remove_columns=dataset.column_names)
-            return dataset, DataLoader(dataset, batch_size=batch, num_workers=a.dataloader_num_workers), picture_images
+            return dataset, DataLoader(dataset, batch_size=batch, **self._loader_options()), picture_images
         needed = batch * self.accelerator.num_processes
         if len(dataset) < needed:
             raise ValueError(f"The dataset ({self.dataset_description}) has {len(dataset)} rows, fewer than one batch "
@@ -190,10 +190,20 @@ class Pretrainer:
             batch_size=batch,
             shuffle=True,
             drop_last=True,
-            num_workers=a.dataloader_num_workers,
-            generator=torch.Generator().manual_seed(a.seed),
-        )  # keeps the global RNG out of the order
+            generator=torch.Generator().manual_seed(a.seed),  # keeps the global RNG out of the order
+            **self._loader_options(),
+        )
         return dataset, loader, picture_images
+
+    def _loader_options(self) -> dict[str, Any]:
+        """DataLoader speed settings: workers kept alive between epochs and prefetching when there are workers,
+        pinned memory when training on a GPU."""
+        a = self.plan.args
+        options: dict[str, Any] = {"num_workers": a.dataloader_num_workers,
+                                   "pin_memory": self.accelerator.device.type == "cuda"}  # fmt: skip
+        if a.dataloader_num_workers > 0:
+            options.update(persistent_workers=True, prefetch_factor=a.dataloader_prefetch_factor)
+        return options
 
     # -- the run -------------------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
@@ -219,9 +229,12 @@ class Pretrainer:
         set_seed(a.seed)  # the run starts from the seed, however the model was made (CLI and Python runs agree)
         lrs = plan.learning_rates
         learning_rate = lrs["learning_rate"]
+        if a.tf32 and torch.cuda.is_available():  # TF32 matmuls and convolutions on Ampere and newer
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         optimizer = torch.optim.AdamW(
             param_groups(self.model, plan.weight_decay, plan.no_decay_keywords), lr=learning_rate,
             betas=(plan.adam_beta1, plan.adam_beta2), eps=plan.adam_epsilon,
+            fused=accelerator.device.type == "cuda" or None,  # one kernel for all parameters on GPUs
         )  # fmt: skip
         model = torch.compile(self.model) if a.torch_compile else self.model
         model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
