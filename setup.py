@@ -26,7 +26,7 @@ setup(
     install_requires=[
         "torch>=2.1",
         "transformers>=5.0",
-        "datasets>=3.0",
+        "datasets>=5.2",  # 5.0.x: IterableDataset.shuffle() reported one shard for < 20 files (datasets#8669)
         "accelerate>=1.0",
         "safetensors>=0.4",
         "huggingface_hub>=1.0",
