@@ -13,6 +13,7 @@ from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from .masking import MASK_GENERATORS, MaskGenerator, build_mask_generator
+from .modeling_utils import default_statistics, encoder_config
 from .targets import HOGFeatures
 
 __all__ = ["MaskedImageProcessor", "IMAGENET_MEAN", "IMAGENET_STD", "normalization_kwargs", "to_channel_array"]
@@ -139,9 +140,8 @@ def to_rgb_image(image: Any) -> PIL.Image.Image:
 def normalization_kwargs(config) -> dict[str, Any]:
     """The channel count and the ``image_mean`` / ``image_std`` a model config records, as processor arguments
     (statistics only when it records them: else the processor's defaults for that channel count)."""
-    encoder = getattr(config, "encoder_config", None) or config  # SimMIM nests its encoder's config
     values = {name: getattr(config, name, None) for name in ("image_mean", "image_std")}
-    return {"num_channels": encoder.num_channels,
+    return {"num_channels": encoder_config(config).num_channels,
             **{name: list(value) for name, value in values.items() if value is not None}}  # fmt: skip
 
 
@@ -225,9 +225,9 @@ class MaskedImageProcessor(BaseImageProcessor):
             raise ValueError(f"`crop_pct` must be in (0, 1], got {crop_pct!r}.")
         if isinstance(num_channels, bool) or not isinstance(num_channels, int) or num_channels < 1:
             raise ValueError(f"`num_channels` must be a positive integer, got {num_channels!r}.")
-        rgb = num_channels == 3
-        image_mean = (IMAGENET_MEAN if rgb else [0.5] * num_channels) if image_mean is None else image_mean
-        image_std = (IMAGENET_STD if rgb else [0.5] * num_channels) if image_std is None else image_std
+        default_mean, default_std = default_statistics(num_channels)
+        image_mean = default_mean if image_mean is None else image_mean
+        image_std = default_std if image_std is None else image_std
         for name, value in (("image_mean", image_mean), ("image_std", image_std)):
             if len(value) != num_channels:
                 raise ValueError(f"`{name}` must have one value per channel (`num_channels`={num_channels}), got "

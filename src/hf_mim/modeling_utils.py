@@ -50,9 +50,15 @@ def vit_config_kwargs(config) -> dict:
     return {key: getattr(config, key) for key in VIT_KEYS}
 
 
-def normalization(config, num_channels: int | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The per-channel ``(mean, std)`` the model's inputs are normalised with: the config's ``image_mean`` /
-    ``image_std`` (recorded from the image processor), else ImageNet's for 3 channels and 0.5 / 0.5 otherwise."""
+def encoder_config(config):
+    """The config that holds the encoder's geometry and channels: a nested transformers encoder config (SimMIM's
+    ``encoder_config``), else the config itself."""
+    return getattr(config, "encoder_config", None) or config
+
+
+def default_statistics(num_channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The per-channel ``(mean, std)`` inputs are normalised with unless told otherwise: ImageNet's for 3 channels
+    (transformers' ``IMAGENET_DEFAULT_*``), 0.5 / 0.5 for any other count (``IMAGENET_STANDARD_*``)."""
     from transformers.image_utils import (
         IMAGENET_DEFAULT_MEAN,
         IMAGENET_DEFAULT_STD,
@@ -60,12 +66,17 @@ def normalization(config, num_channels: int | None = None) -> tuple[tuple[float,
         IMAGENET_STANDARD_STD,
     )
 
-    channels = num_channels or getattr(config, "num_channels", None) or 3
+    if num_channels == 3:
+        return tuple(IMAGENET_DEFAULT_MEAN), tuple(IMAGENET_DEFAULT_STD)
+    return (IMAGENET_STANDARD_MEAN[0],) * num_channels, (IMAGENET_STANDARD_STD[0],) * num_channels
+
+
+def normalization(config) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The per-channel ``(mean, std)`` the model's inputs are normalised with: the config's ``image_mean`` /
+    ``image_std`` (recorded from the image processor), else :func:`default_statistics` for its channel count."""
+    default_mean, default_std = default_statistics(encoder_config(config).num_channels)
     mean, std = getattr(config, "image_mean", None), getattr(config, "image_std", None)
-    if mean is None:
-        mean = IMAGENET_DEFAULT_MEAN if channels == 3 else IMAGENET_STANDARD_MEAN[:1] * channels
-    if std is None:
-        std = IMAGENET_DEFAULT_STD if channels == 3 else IMAGENET_STANDARD_STD[:1] * channels
+    mean, std = default_mean if mean is None else mean, default_std if std is None else std
     return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
 
@@ -287,7 +298,7 @@ def resize_relative_position_table(table: torch.Tensor, rows: int) -> torch.Tens
 
 
 def _geometry(config) -> tuple:
-    encoder = getattr(config, "encoder_config", None) or config
+    encoder = encoder_config(config)
     return encoder.image_size, encoder.patch_size, getattr(encoder, "window_size", None)
 
 
@@ -303,7 +314,7 @@ def _with_geometry(config, geometry: tuple):
     import copy
 
     config = copy.deepcopy(config)
-    encoder = getattr(config, "encoder_config", None) or config
+    encoder = encoder_config(config)
     for key, value in zip(("image_size", "patch_size", "window_size"), geometry, strict=True):
         if value is not None:
             setattr(encoder, key, value)

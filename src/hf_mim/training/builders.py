@@ -97,7 +97,9 @@ def reconcile_normalization(config, processor) -> None:
     """
     import math
 
-    channels = (getattr(config, "encoder_config", None) or config).num_channels
+    from ..modeling_utils import encoder_config
+
+    channels = encoder_config(config).num_channels
     if getattr(processor, "num_channels", 3) != channels:
         raise ValueError(f"The image processor makes {processor.num_channels}-channel inputs, but the model takes "
                          f"{channels} (`num_channels`): build the processor from the model's config.")  # fmt: skip

@@ -23,7 +23,7 @@ from ..export import bundle_remote_code
 from ..hub import push_folder, render_model_card
 from ..image_processing import MaskedImageProcessor
 from ..metrics import load_metric
-from ..modeling_utils import normalization
+from ..modeling_utils import encoder_config, normalization
 from .augmentation import FinetuneAugmentation
 from .builders import load_checkpoint_config, set_attention
 from .checkpointing import COMPLETION_FILE, write_json_atomic
@@ -231,7 +231,7 @@ def finetune(args: FinetuneArguments, train_args: TrainingArguments, explicit: s
     base = getattr(model, model.base_model_prefix)
     if args.linear_probe:
         base.requires_grad_(False)
-    channels = (getattr(model.config, "encoder_config", None) or model.config).num_channels
+    channels = encoder_config(model.config).num_channels
     try:
         source = AutoImageProcessor.from_pretrained(args.model_name_or_path)
         image_size, patch_size = source.image_size, source.patch_size

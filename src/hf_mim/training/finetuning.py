@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from transformers import Trainer
 
+from ..modeling_utils import encoder_config
 from .augmentation import FinetuneAugmentation, soft_target_cross_entropy
 from .optimization import NO_DECAY_KEYWORDS, build_lr_scheduler, layer_decay_param_groups
 
@@ -31,7 +32,7 @@ def finetuning_config(
     Raises:
         ValueError: ``window_size`` for an encoder without windows.
     """
-    encoder = getattr(config, "encoder_config", None) or config
+    encoder = encoder_config(config)
     if image_size is not None:
         encoder.image_size = int(image_size)
     if window_size is not None:
@@ -39,8 +40,7 @@ def finetuning_config(
             raise ValueError(f"--window_size is for Swin encoders; this {config.model_type} encoder has no windows.")
         encoder.window_size = int(window_size)
     if drop_path_rate is not None:
-        target = config.encoder_config if getattr(config, "encoder_config", None) is not None else config
-        target.drop_path_rate = drop_path_rate
+        encoder.drop_path_rate = drop_path_rate
     if use_fc_norm is not None and getattr(config, "backbone", None) != "swin":
         config.use_fc_norm = bool(use_fc_norm)
         if getattr(config, "backbone", None) == "beit":  # BEiT's own switch is the same head

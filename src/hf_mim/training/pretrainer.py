@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import datasets
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
@@ -140,19 +141,17 @@ class Pretrainer:
                              f"resolve it with num_processes={n} (or let the Pretrainer resolve the arguments).")  # fmt: skip
         set_seed(a.seed)
         self.model = plan.build_model() if model is None else model
-        set_attention(self.model, a.attn_implementation)
         if self.model.config.model_type != plan.method:
             raise ValueError(f"The model is a {self.model.config.model_type!r} model, but the arguments resolve to "
                              f"--method {plan.method!r}.")  # fmt: skip
+        set_attention(self.model, a.attn_implementation)
         self.image_processor = image_processor or plan.build_image_processor(self.model.config)
         reconcile_normalization(self.model.config, self.image_processor)  # the model knows its inputs' statistics
         if train_dataset is None:
             train_dataset, description = self.plan.load_dataset()
         else:
-            description = dataset_description or _describe(train_dataset)
+            description = _describe(train_dataset)
         self.train_dataset, self.dataset_description = train_dataset, dataset_description or description
-        import datasets
-
         # a stream: asked for with --streaming, or handed over as one
         self.streaming = a.streaming or isinstance(self.train_dataset, datasets.IterableDataset)
         self.callbacks = [PicturesCallback(), *(callbacks or [])]

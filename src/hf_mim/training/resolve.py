@@ -97,9 +97,12 @@ class _ReadOnlyArguments(PretrainingArguments):
     def __delattr__(self, name: str) -> None:
         raise dataclasses.FrozenInstanceError(f"the resolved run's arguments are read-only (tried to delete {name!r})")
 
+    def as_dict(self) -> dict[str, Any]:
+        """The arguments as plain values (lists and dicts again)."""
+        return {f.name: _thawed(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
     def __reduce__(self):
-        return _ReadOnlyArguments.of, (PretrainingArguments(**{f.name: _thawed(getattr(self, f.name))
-                                                                  for f in dataclasses.fields(self)}),)  # fmt: skip
+        return _ReadOnlyArguments.of, (PretrainingArguments(**self.as_dict()),)
 
 
 def _thawed(value: Any) -> Any:
@@ -266,8 +269,7 @@ class ResolvedPretraining:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the arguments as given and everything resolved from them."""
         return json.loads(json.dumps({
-            "arguments": {**{f.name: _thawed(getattr(self.args, f.name)) for f in dataclasses.fields(self.args)},
-                          "hub_token": "<redacted>" if self.args.hub_token else None},
+            "arguments": {**self.args.as_dict(), "hub_token": "<redacted>" if self.args.hub_token else None},
             "method": self.method, "recipe": self.recipe,
             "preset": self.preset, "config_overrides": dict(self.config_overrides),
             "processor_overrides": dict(self.processor_overrides), "output_dir": self.output_dir,
@@ -353,7 +355,6 @@ def resolve_pretraining(
     """
     if num_processes is None:
         num_processes = int(os.environ.get("WORLD_SIZE", "1"))
-    args = copy.deepcopy(args)  # what the user passed stays as it was
     recipe = None
     preset = args.preset
     method = args.method

@@ -274,7 +274,7 @@ class SimMIMForMaskedImageModeling(SimMIMPreTrainedModel):
     @property
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """The per-channel ``(mean, std)`` of the inputs (the config's, recorded from the processor)."""
-        return normalization(self.config, self.config.encoder_config.num_channels)
+        return normalization(self.config)
 
     def reconstruction(self, prediction: torch.Tensor) -> torch.Tensor:
         """Normalised pixels ``[B, C, H, W]`` from the head's output (colour bins: the centre of the likeliest)."""
