@@ -177,3 +177,10 @@ def test_the_swin_recipe_fine_tunes_at_the_papers_size():
     mine = FinetuneArguments(model_name_or_path="unused", recipe="simmim-swin-b-ft", image_size=192, window_size=6)
     resolved, _, _ = resolve_finetune_recipe(mine, TrainingArguments(output_dir="o", use_cpu=True), "simmim", "swin")
     assert (resolved.image_size, resolved.window_size) == (192, 6)  # explicit values win
+
+
+def test_a_resolution_the_patches_do_not_divide_is_refused_before_data_is_read(tmp_path):
+    checkpoint = pretrained_checkpoint("maskfeat", tmp_path / "pre")  # patch 8
+    with pytest.raises(ValueError, match="--image_size must be a multiple of the patch size 8"):
+        finetune.main(args_for(checkpoint, tmp_path / "never-read.parquet", tmp_path / "ft", "--image_size", "50"))
+    assert not (tmp_path / "ft").exists()

@@ -32,3 +32,18 @@ def test_head_scale_and_std_init(method):
         init_classifier(model, ("zeros", 0))
     with pytest.raises(ValueError, match="fc_norm_init"):
         init_classifier(model, None, "random")
+
+
+def test_bad_resolution_arguments_are_refused_by_name():
+    from hf_mim.training.finetuner import FinetuneArguments
+
+    with pytest.raises(ValueError, match="--image_size must be a positive integer"):
+        FinetuneArguments(model_name_or_path="x", image_size=0)
+    with pytest.raises(ValueError, match="--window_size must be a positive integer"):
+        FinetuneArguments(model_name_or_path="x", window_size=-7)
+    with pytest.raises(ValueError, match="--attn_implementation must be one of"):
+        FinetuneArguments(model_name_or_path="x", attn_implementation="fast")
+    with pytest.raises(ValueError, match="--image_size must be a multiple of the patch size 8"):
+        finetuning_config(get_model_spec("maskfeat").tiny_config(), image_size=50)
+    with pytest.raises(ValueError, match="--window_size is for Swin encoders"):
+        finetuning_config(get_model_spec("maskfeat").tiny_config(), window_size=7)

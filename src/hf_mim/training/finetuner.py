@@ -24,6 +24,7 @@ from ..hub import push_folder, render_model_card
 from ..image_processing import MaskedImageProcessor
 from ..metrics import load_metric
 from ..modeling_utils import encoder_config, normalization
+from .arguments import ATTENTION_KERNELS
 from .augmentation import FinetuneAugmentation
 from .builders import load_checkpoint_config, set_attention
 from .checkpointing import COMPLETION_FILE, write_json_atomic
@@ -93,6 +94,16 @@ class FinetuneArguments:
     attn_implementation: str | None = field(
         default=None, metadata={"help": "attention kernel: eager, sdpa, flash_attention_2 or flex_attention"}
     )
+
+    def __post_init__(self) -> None:
+        for name in ("image_size", "window_size"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"--{name} must be a positive integer, got {value!r}")
+        if self.attn_implementation is not None and self.attn_implementation not in ATTENTION_KERNELS:
+            raise ValueError(f"--attn_implementation must be one of {list(ATTENTION_KERNELS)}, got "
+                             f"{self.attn_implementation!r}")  # fmt: skip
+
     knn: bool = field(default=False, metadata={"help": "no training: kNN accuracy of the frozen encoder's features"})
     knn_k: int = field(default=20, metadata={"help": "neighbours for --knn (cosine similarity)"})
     knn_temperature: float = field(default=0.07, metadata={"help": "vote temperature for --knn (0: majority)"})
@@ -192,6 +203,8 @@ def finetune(args: FinetuneArguments, train_args: TrainingArguments, explicit: s
     # resolved copies: nothing the caller passed is changed
     args, train_args, recipe = resolve_finetune_recipe(args, train_args, method, getattr(pretrained, "backbone", None),
                                                        explicit)  # fmt: skip
+    # another resolution or window is checked against the checkpoint before any data is read
+    finetuning_config(copy.deepcopy(pretrained), image_size=args.image_size, window_size=args.window_size)
     if args.dry_run:
         return dry_run(args, train_args, recipe, pretrained)
     if not (args.dataset_name or args.train_dir or args.data_files):

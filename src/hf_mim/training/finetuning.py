@@ -30,10 +30,13 @@ def finetuning_config(
     window (``from_pretrained`` then interpolates positions and relative tables). Returns it.
 
     Raises:
-        ValueError: ``window_size`` for an encoder without windows.
+        ValueError: ``image_size`` not a multiple of the patch size, ``window_size`` for an encoder without windows.
     """
     encoder = encoder_config(config)
     if image_size is not None:
+        if image_size % encoder.patch_size:
+            raise ValueError(f"--image_size must be a multiple of the patch size {encoder.patch_size}, got "
+                             f"{image_size}.")  # fmt: skip
         encoder.image_size = int(image_size)
     if window_size is not None:
         if not hasattr(encoder, "window_size"):
