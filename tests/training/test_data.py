@@ -79,10 +79,10 @@ def test_pretraining_finds_an_img_column(tmp_path):
 
 def test_a_class_sorted_stream_is_shuffled_and_reshuffled_every_epoch(cifar10_rows):
     """#24 (part): a stream stored in class order no longer trains in class order."""
-    from hf_mim.training.data import shuffled_stream
+    from hf_mim.training.streaming import prepare_stream
 
     rows = cifar10_rows.select(range(200)).sort("label").remove_columns("image")  # class-sorted, as the shared file
-    stream = shuffled_stream(rows.to_iterable_dataset(num_shards=4), seed=0, buffer_size=10_000)
+    stream = prepare_stream(rows.to_iterable_dataset(num_shards=4), "label", seed=0, buffer_size=10_000)
     first = [row["label"] for _, row in zip(range(32), iter(stream))]
     assert len(set(first)) >= 5  # stored order would give one class
     stream.set_epoch(0)
@@ -90,7 +90,7 @@ def test_a_class_sorted_stream_is_shuffled_and_reshuffled_every_epoch(cifar10_ro
     stream.set_epoch(1)
     epoch1 = [row["label"] for row in stream]
     assert sorted(epoch0) == sorted(epoch1) == sorted(rows["label"]) and epoch0 != epoch1  # all rows, new order
-    assert [r["label"] for r in shuffled_stream(rows.to_iterable_dataset(), 0, 0)] == rows["label"]  # 0: as stored
+    assert [r["label"] for r in prepare_stream(rows.to_iterable_dataset(), "label", 0, 0)] == rows["label"]  # stored
 
 
 def test_shuffling_a_stream_keeps_its_shards():
@@ -98,7 +98,7 @@ def test_shuffling_a_stream_keeps_its_shards():
     and ranks beyond the first then got nothing. The floor in setup.py is past it; this keeps it so."""
     import datasets
 
-    from hf_mim.training.data import shuffled_stream
+    from hf_mim.training.streaming import prepare_stream
 
     stream = datasets.Dataset.from_dict({"x": list(range(64))}).to_iterable_dataset(num_shards=8)
-    assert shuffled_stream(stream, seed=0, buffer_size=16).num_shards == 8
+    assert prepare_stream(stream, "x", seed=0, buffer_size=16).num_shards == 8

@@ -61,7 +61,9 @@ class PretrainingArguments:
     dataset_config: str | None = field(default=None, **_help("the Hub dataset's configuration"))
     streaming: bool = field(default=False, **_help("stream the dataset instead of downloading it"))
     train_dir: str | None = field(default=None, **_help("an imagefolder directory"))
-    data_files: list[str] | None = field(default=None, **_help("parquet / arrow files"))
+    data_files: list[str] | None = field(
+        default=None, **_help("parquet / arrow / WebDataset .tar files (glob patterns allowed: 'shards/*.tar')")
+    )
     image_column: str | None = field(
         default=None, **_help("the image column (default: the one datasets.Image column, else image / img / jpg)")
     )

@@ -33,6 +33,7 @@ __all__ = [
     "checkpoint_dirs",
     "fingerprint_diff",
     "latest_checkpoint",
+    "process_state_path",
     "save_checkpoint",
     "verify_checkpoint",
     "write_json_atomic",
@@ -232,9 +233,13 @@ def latest_checkpoint(output_dir: str | os.PathLike, fingerprint: dict | None = 
     return None
 
 
-def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, state: dict, keep: int = 2) -> Path:
+def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, state: dict, keep: int = 2,
+                    process_state: dict | None = None) -> Path:  # fmt: skip
     """``accelerator.save_state`` into ``tmp-step-N``, then ``trainer_state.json`` and ``manifest.json`` (every
     file's size and SHA-256) last, then an atomic rename to ``step-N``.
+
+    ``process_state`` (each process's own, e.g. where its data stream stands) is written by every process to
+    ``stream_state_<rank>.json`` (:func:`process_state_path`), like accelerate's per-process RNG states.
 
     An interrupted save leaves at most a ``tmp-*`` folder and never touches a finished checkpoint. Rotation keeps
     the newest ``keep`` checkpoints of this run (same fingerprint) and never deletes another run's. Call on every
@@ -252,6 +257,8 @@ def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, state
         accelerator.save_state(str(tmp), safe_serialization=True)
     except (OSError, RuntimeError) as err:
         raise OSError(f"Could not write checkpoint {tmp} (disk full or not writable?): {err}") from err
+    if process_state is not None:
+        process_state_path(tmp, accelerator.process_index).write_text(json.dumps(_json_safe(process_state), indent=2))
     # every rank writes its own RNG state into tmp: finish only once all of them are done
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -269,6 +276,11 @@ def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, state
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
+
+
+def process_state_path(checkpoint: str | os.PathLike, process_index: int) -> Path:
+    """Where a checkpoint keeps one process's own state (:func:`save_checkpoint`'s ``process_state``)."""
+    return Path(checkpoint) / f"stream_state_{process_index}.json"
 
 
 def _fingerprint_of(path: Path) -> dict | None:

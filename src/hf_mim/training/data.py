@@ -1,5 +1,5 @@
-"""Training data: a Hub dataset, an imagefolder, parquet / arrow files or the embedded photos, checked before any
-work starts, and the per-example seeded transform that makes resumed runs see exactly the same inputs."""
+"""Training data: a Hub dataset, an imagefolder, parquet / arrow / WebDataset files or the embedded photos, checked
+before any work starts, and the per-example seeded transform that makes resumed runs see exactly the same inputs."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ __all__ = [
     "find_label_column",
     "default_image_dataset",
     "drop_corrupt_images",
+    "data_file_format",
+    "expand_data_files",
     "load_image_dataset",
-    "shuffled_stream",
     "truncate_log",
 ]
 
@@ -240,6 +241,42 @@ def default_image_dataset(num_images: int = 2048, size_range: tuple[int, int] = 
     return datasets.Dataset.from_dict({"image": images}, features=features)
 
 
+#: ``--data_files`` formats by file suffix (``datasets``' packaged builders).
+DATA_FILE_FORMATS = {".parquet": "parquet", ".arrow": "arrow", ".tar": "webdataset"}
+
+
+def expand_data_files(data_files: list[str]) -> list[str]:
+    """``--data_files`` with glob patterns (``shards/*.tar``, ``data/**/*.parquet``) expanded, sorted.
+
+    Raises:
+        FileNotFoundError: A file or pattern matches nothing (named).
+    """
+    import glob
+
+    files, missing = [], []
+    for entry in data_files:
+        entry = str(entry)
+        matches = sorted(glob.glob(entry, recursive=True)) if glob.has_magic(entry) else [entry]
+        matches = [m for m in matches if Path(m).is_file()]
+        (files.extend(matches) if matches else missing.append(entry))
+    if missing:
+        raise FileNotFoundError(f"--data_files not found: {missing}")
+    return files
+
+
+def data_file_format(files: list[str]) -> str:
+    """The ``datasets`` builder of ``files`` from their suffix (:data:`DATA_FILE_FORMATS`).
+
+    Raises:
+        ValueError: The files mix formats or have another suffix, naming the allowed ones.
+    """
+    kinds = {DATA_FILE_FORMATS.get(Path(f).suffix.lower()) for f in files}
+    if len(kinds) != 1 or None in kinds:
+        raise ValueError(f"--data_files must all be one of {sorted(DATA_FILE_FORMATS)} files; got "
+                         f"{sorted({Path(f).suffix or Path(f).name for f in files})}.")  # fmt: skip
+    return kinds.pop()
+
+
 def load_image_dataset(
     dataset_name: str | None = None,
     dataset_config: str | None = None,
@@ -251,8 +288,10 @@ def load_image_dataset(
     max_samples: int | None = None,
     default_data_size: int = 2048,
 ):
-    """Images as a ``datasets`` (Iterable)Dataset: a Hub dataset, an imagefolder, parquet / arrow files, or (none
-    given) :func:`default_image_dataset`.
+    """Images as a ``datasets`` (Iterable)Dataset: a Hub dataset, an imagefolder, parquet / arrow / WebDataset
+    ``.tar`` files (:func:`expand_data_files`: glob patterns allowed), or (none given) :func:`default_image_dataset`.
+    A stream is resharded (``IterableDataset.reshard``: parquet row groups become shards) so that processes and
+    DataLoader workers can read whole shards of their own.
 
     Returns:
         ``(dataset, description)``.
@@ -268,13 +307,11 @@ def load_image_dataset(
         ds = datasets.load_dataset("imagefolder", data_dir=train_dir, split=split, streaming=streaming)
         name = f"imagefolder {train_dir}"
     elif data_files:
-        kind = "arrow" if all(str(f).endswith(".arrow") for f in data_files) else "parquet"
-        name = ", ".join(Path(f).name for f in data_files)
-        missing = [str(f) for f in data_files if not Path(f).exists()]
-        if missing:
-            raise FileNotFoundError(f"--data_files not found: {missing}")
+        files = expand_data_files(data_files)
+        kind = data_file_format(files)
+        name = ", ".join(Path(f).name for f in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
         try:
-            ds = datasets.load_dataset(kind, data_files=[str(f) for f in data_files], split=split, streaming=streaming)
+            ds = datasets.load_dataset(kind, data_files=files, split=split, streaming=streaming)
         except ValueError as err:
             if "no data" not in str(err):
                 raise
@@ -295,14 +332,8 @@ def load_image_dataset(
             )
     if not streaming and len(ds) == 0:
         raise ValueError(f"The dataset ({name}) has no rows.")
+    if streaming:
+        ds = ds.reshard()  # parquet: a shard per row group, so processes and workers read whole shards of their own
     if max_samples:
         ds = ds.take(max_samples) if streaming else ds.select(range(min(max_samples, len(ds))))
     return ds, name
-
-
-def shuffled_stream(dataset, seed: int, buffer_size: int):
-    """A streamed dataset in seeded random order: shards shuffled and a ``buffer_size`` shuffle buffer
-    (``datasets.IterableDataset.shuffle``); ``set_epoch(e)`` reshuffles with ``seed + e``. Without it a stream stored
-    in class order (as many image folders and CIFAR-10's parquet are) trains in class order. ``buffer_size=0``
-    keeps the stored order."""
-    return dataset.shuffle(seed=seed, buffer_size=buffer_size) if buffer_size else dataset

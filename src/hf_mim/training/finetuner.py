@@ -28,7 +28,7 @@ from .arguments import ATTENTION_KERNELS
 from .augmentation import FinetuneAugmentation
 from .builders import load_checkpoint_config, set_attention
 from .checkpointing import COMPLETION_FILE, write_json_atomic
-from .data import find_image_column, find_label_column, load_image_dataset
+from .data import data_file_format, expand_data_files, find_image_column, find_label_column, load_image_dataset
 from .finetuning import RecipeTrainer, finetuning_config, init_classifier
 from .optimization import layer_decay_param_groups
 from .resolve import finetune_dry_run_report, finetune_schedule, resolve_finetune_recipe
@@ -42,7 +42,9 @@ class FinetuneArguments:
     dataset_name: str | None = field(default=None, metadata={"help": "Hub dataset id"})
     dataset_config: str | None = None
     train_dir: str | None = field(default=None, metadata={"help": "imagefolder directory"})
-    data_files: list[str] | None = field(default=None, metadata={"help": "parquet / arrow training files"})
+    data_files: list[str] | None = field(
+        default=None, metadata={"help": "parquet / arrow / WebDataset .tar training files (glob patterns allowed)"}
+    )
     validation_files: list[str] | None = field(default=None, metadata={"help": "parquet / arrow validation files"})
     validation_split_percentage: float = field(
         default=10.0, metadata={"help": "held out when there is no validation split"}
@@ -128,8 +130,8 @@ def load_splits(args: FinetuneArguments, seed: int):
     )
     label_column = find_label_column(train, args.label_column, description)
     if args.validation_files:
-        kind = "arrow" if all(f.endswith(".arrow") for f in args.validation_files) else "parquet"
-        evaluation = datasets.load_dataset(kind, data_files=args.validation_files, split="train")
+        files = expand_data_files(args.validation_files)
+        evaluation = datasets.load_dataset(data_file_format(files), data_files=files, split="train")
     elif args.dataset_name:
         splits = datasets.get_dataset_split_names(args.dataset_name, args.dataset_config)
         held = next((s for s in ("validation", "test") if s in splits), None)

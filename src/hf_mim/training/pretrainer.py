@@ -35,10 +35,11 @@ from ..registry import get_model_spec
 from . import checkpointing
 from .arguments import PretrainingArguments
 from .builders import reconcile_normalization, set_attention
-from .data import SeededTransformDataset, drop_corrupt_images, find_image_column, shuffled_stream, truncate_log
+from .data import SeededTransformDataset, drop_corrupt_images, find_image_column, truncate_log
 from .optimization import build_lr_scheduler, param_groups
 from .pictures import pretraining_picture
 from .resolve import ResolvedPretraining, resolve_pretraining
+from .streaming import StreamBatches, StreamReader, prepare_stream, stream_split_warnings
 
 __all__ = ["Pretrainer", "PretrainerCallback", "PicturesCallback", "run_fingerprint"]
 
@@ -173,10 +174,7 @@ class Pretrainer:
         picture_images = [row[column] for _, row in zip(range(4), iter(dataset))]
         batch = plan.values["per_device_train_batch_size"]
         if self.streaming:
-            dataset = shuffled_stream(dataset, a.seed, a.shuffle_buffer_size)
-            transform = self.image_processor.as_transform(image_column=column)
-            dataset = dataset.map(transform, batched=True, batch_size=batch, remove_columns=dataset.column_names)
-            return dataset, DataLoader(dataset, batch_size=batch, **self._loader_options()), picture_images
+            return None, self._stream_reader(dataset, column, batch), picture_images
         needed = batch * self.accelerator.num_processes
         if len(dataset) < needed:
             raise ValueError(f"The dataset ({self.dataset_description}) has {len(dataset)} rows, fewer than one batch "
@@ -193,6 +191,19 @@ class Pretrainer:
             **self._loader_options(),
         )
         return dataset, loader, picture_images
+
+    def _stream_reader(self, dataset, column: str, batch: int) -> StreamReader:
+        """This process's part of the stream, shuffled, with per-example seeds and an exact state (see
+        :mod:`hf_mim.training.streaming`)."""
+        a, accelerator = self.plan.args, self.accelerator
+        for note in stream_split_warnings(dataset.num_shards, accelerator.num_processes, a.dataloader_num_workers):
+            accelerator.print(f"Warning: {note}")
+        stream = prepare_stream(dataset, column, a.seed, a.shuffle_buffer_size, accelerator.process_index,
+                                accelerator.num_processes)  # fmt: skip
+        batches = StreamBatches(stream, self.image_processor, column, batch, seed=a.seed,
+                                rank=accelerator.process_index, description=self.dataset_description)  # fmt: skip
+        options = {k: v for k, v in self._loader_options().items() if k != "persistent_workers"}
+        return StreamReader(batches, **options)  # a new DataLoader per epoch: its workers see the epoch
 
     def _loader_options(self) -> dict[str, Any]:
         """DataLoader speed settings: workers kept alive between epochs and prefetching when there are workers,
@@ -236,7 +247,10 @@ class Pretrainer:
             fused=accelerator.device.type == "cuda" or None,  # one kernel for all parameters on GPUs
         )  # fmt: skip
         model = torch.compile(self.model) if a.torch_compile else self.model
-        model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+        if self.streaming:  # each process reads its own part of the stream (see _stream_reader): nothing to dispatch
+            model, optimizer = accelerator.prepare(model, optimizer)
+        else:
+            model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
         accumulation = a.gradient_accumulation_steps
         steps_per_epoch = None if self.streaming else max(1, len(loader) // accumulation)
         max_steps = plan.max_steps if plan.max_steps > 0 else math.ceil(plan.num_train_epochs * steps_per_epoch)
@@ -263,8 +277,7 @@ class Pretrainer:
             last_loss = state.get("loss") if state.get("loss") is not None else float("nan")
             accelerator.print(f"Resumed from {path} at step {global_step}.")
             if self.streaming:
-                accelerator.print("Note: a streamed dataset restarts from its beginning on resume (model, optimizer, "
-                                  "schedule and RNG resume exactly; the stream position does not).")  # fmt: skip
+                self._resume_stream(loader, path)
         self.global_step = global_step
         if a.report_to != "none":
             config = {"method": plan.method, "recipe": plan.recipe or "demo", "seed": a.seed,
@@ -282,12 +295,16 @@ class Pretrainer:
         progress = tqdm(total=max_steps, initial=global_step, disable=not main_process, desc=f"pretrain {plan.method}")
         model.train()
         start_time, images_seen, consecutive_skips = time.perf_counter(), 0, 0
-        epoch = global_step // steps_per_epoch if steps_per_epoch else 0
+        epoch = global_step // steps_per_epoch if steps_per_epoch else loader.epoch
         stop_at = min(max_steps, a.stop_after_steps or max_steps)
 
         def checkpoint(step: int) -> None:
             state = {"epoch": epoch, "loss": last_loss, "skipped_batches": skipped_batches, "fingerprint": fingerprint}
-            saved = checkpointing.save_checkpoint(accelerator, output_dir, step, state, keep=a.checkpoints_total_limit)
+            stream_state = loader.state_dict() if self.streaming else None
+            if stream_state is not None:
+                state["epoch"] = stream_state["epoch"]
+            saved = checkpointing.save_checkpoint(accelerator, output_dir, step, state, keep=a.checkpoints_total_limit,
+                                                  process_state=stream_state)  # fmt: skip
             for callback in self.callbacks:
                 callback.on_save(self, saved)
 
@@ -295,12 +312,14 @@ class Pretrainer:
             for source in (loader, dataset):
                 if hasattr(source, "set_epoch"):
                     source.set_epoch(epoch)
-            batches = loader
+            batches = loader  # a stream's reader runs through its epochs itself
             if steps_per_epoch and global_step > epoch * steps_per_epoch:  # resuming inside an epoch
                 batches = accelerator.skip_first_batches(
                     loader, (global_step - epoch * steps_per_epoch) * accumulation
                 )
             for batch in batches:
+                if self.streaming:
+                    batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
                 if hooks is not None:
                     hooks.on_train_step_begin(global_step, max_steps, num_epochs)
                 with accelerator.accumulate(model):
@@ -368,6 +387,18 @@ class Pretrainer:
         for callback in self.callbacks:
             callback.on_train_end(self, metrics)
         return metrics
+
+    def _resume_stream(self, reader: StreamReader, path: Path) -> None:
+        """Puts this process's stream where the checkpoint left it, or says that it restarts (older checkpoints)."""
+        state_path = checkpointing.process_state_path(path, self.accelerator.process_index)
+        if not state_path.is_file():
+            self.accelerator.print(f"Note: {path} holds no stream position (an older checkpoint): the stream restarts "
+                                   "from its beginning (model, optimizer, schedule and RNG resume exactly).")  # fmt: skip
+            return
+        state = json.loads(state_path.read_text())
+        reader.load_state_dict(state)
+        self.accelerator.print(f"Resumed the stream exactly: epoch {state['epoch']}, rows consumed per worker "
+                               f"{state['positions'] or {}} (replayed without decoding).")  # fmt: skip
 
     def _check_nonfinite(self, global_step: int, consecutive: int) -> None:
         """The non-finite-loss policy: stop at the first one, or (``skip_nonfinite_loss``) after
