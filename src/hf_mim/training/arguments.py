@@ -20,6 +20,8 @@ __all__ = ["ATTENTION_KERNELS", "PretrainingArguments"]
 
 #: transformers' attention implementations a run can ask for (``--attn_implementation``).
 ATTENTION_KERNELS = ("eager", "sdpa", "flash_attention_2", "flex_attention")
+#: ``torch.compile`` modes.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def _help(text: str, **kwargs) -> dict:
@@ -112,6 +114,13 @@ class PretrainingArguments:
     mixed_precision: str = field(default="no", **_help("autocast precision", choices=["no", "bf16", "fp16"]))
     gradient_checkpointing: bool = field(default=False, **_help("recompute activations in the backward pass"))
     torch_compile: bool = field(default=False, **_help("torch.compile the model"))
+    torch_compile_backend: str | None = field(
+        default=None, **_help("torch.compile backend (default inductor); setting it turns --torch_compile on")
+    )
+    torch_compile_mode: str | None = field(
+        default=None,
+        **_help("torch.compile mode; setting it turns --torch_compile on", choices=list(COMPILE_MODES)),
+    )
     tf32: bool = field(
         default=False, **_help("TF32 matmuls and convolutions on GPUs that have them (Ampere and newer)")
     )
@@ -163,6 +172,18 @@ class PretrainingArguments:
         if self.attn_implementation is not None and self.attn_implementation not in ATTENTION_KERNELS:
             raise ValueError(f"--attn_implementation must be one of {list(ATTENTION_KERNELS)}, got "
                              f"{self.attn_implementation!r}")  # fmt: skip
+        if self.torch_compile_mode is not None and self.torch_compile_mode not in COMPILE_MODES:
+            raise ValueError(f"--torch_compile_mode must be one of {list(COMPILE_MODES)}, got "
+                             f"{self.torch_compile_mode!r}")  # fmt: skip
+        if self.torch_compile_backend is not None:
+            import torch._dynamo
+
+            if self.torch_compile_backend not in torch._dynamo.list_backends(exclude_tags=()):
+                raise ValueError(f"--torch_compile_backend must be a torch.compile backend, one of "
+                                 f"{torch._dynamo.list_backends()} (or a debugging one such as aot_eager), got "
+                                 f"{self.torch_compile_backend!r}")  # fmt: skip
+        if self.torch_compile_backend or self.torch_compile_mode:
+            self.torch_compile = True  # as transformers' TrainingArguments: naming a backend or mode compiles
         if self.lr_scheduler_type is not None and self.lr_scheduler_type not in SCHEDULES:
             raise ValueError(f"--lr_scheduler_type must be one of {list(SCHEDULES)}, got {self.lr_scheduler_type!r}")
         for name, (low, inclusive) in _MINIMA.items():

@@ -22,6 +22,7 @@ from typing import Any
 
 import datasets
 import torch
+import torch._inductor.config as inductor_config
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.utils import DataLoaderConfiguration, DistributedType, set_seed
@@ -246,7 +247,12 @@ class Pretrainer:
             betas=(plan.adam_beta1, plan.adam_beta2), eps=plan.adam_epsilon,
             fused=accelerator.device.type == "cuda" or None,  # one kernel for all parameters on GPUs
         )  # fmt: skip
-        model = torch.compile(self.model) if a.torch_compile else self.model
+        model = self.model
+        if a.torch_compile:
+            # random ops inside the graph (HPM/MAE's random masking) draw from torch's generator as in eager mode, so
+            # a compiled run masks the same patches as an eager one and resumes exactly (inductor's own RNG differs)
+            inductor_config.fallback_random = True
+            model = torch.compile(model, backend=a.torch_compile_backend or "inductor", mode=a.torch_compile_mode)
         if self.streaming:  # each process reads its own part of the stream (see _stream_reader): nothing to dispatch
             model, optimizer = accelerator.prepare(model, optimizer)
         else:
