@@ -4,10 +4,11 @@
     accelerate launch -m hf_mim pretrain --method simmim --preset vit-base --dataset_name <hub id>
     torchrun --standalone --nproc_per_node 2 -m hf_mim pretrain --cpu ...   # 2-rank DDP on CPU (gloo)
 
-Data: --dataset_name (+ --dataset_config, --streaming), --train_dir (imagefolder) or --data_files (parquet /
-arrow); none of them means random crops of the photos that ship with scikit-image. Checkpoints go to
-OUTPUT_DIR/checkpoints/step-N (complete or absent, never half-written); --resume_from_checkpoint latest continues
-with the same data order, schedule and RNG state. At the end the model, image processor, model card, training
+Data: --dataset_name (+ --dataset_config), --train_dir (imagefolder) or --data_files (parquet / arrow / WebDataset
+.tar, glob patterns allowed), each also --streaming (shuffled, split across processes and workers); none of them
+means random crops of the photos that ship with scikit-image. Checkpoints go to OUTPUT_DIR/checkpoints/step-N
+(complete or absent, never half-written); --resume_from_checkpoint latest continues with the same data order
+(streams included), schedule and RNG state. At the end the model, image processor, model card, training
 arguments and metrics are saved to OUTPUT_DIR (and pushed with --push_to_hub).
 
 Parse -> resolve (hf_mim.training.resolve_pretraining) -> hf_mim.training.Pretrainer(...).train().
