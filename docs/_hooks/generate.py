@@ -66,8 +66,20 @@ def rst_to_md(text: str) -> str:
     return re.sub(r"``(.+?)``", r"`\1`", text)
 
 
+def _short(value: Any) -> str:
+    """``repr`` with floats to four significant digits (``4 / 3`` shows as ``1.333``)."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, tuple | list):
+        inner = ", ".join(_short(v) for v in value)
+        return f"({inner}{',' if len(value) == 1 else ''})" if isinstance(value, tuple) else f"[{inner}]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {_short(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
 def code(value: Any) -> str:
-    return f"`{value!r}`" if not isinstance(value, str) else f'`"{value}"`'
+    return f"`{_short(value)}`" if not isinstance(value, str) else f'`"{value}"`'
 
 
 def first_paragraph(docstring: str | None) -> str:
@@ -153,13 +165,13 @@ def gen_le_table(protocol: str) -> str:
     """Label efficiency, one protocol: mean ± std over seeds and the gain over the same architecture's scratch row."""
     results = study("label_efficiency")
     fractions = [f"{f:g}" for f in results["fractions"]]
-    headers = ["row", "architecture"]
+    headers = ["row", "compared with"]
     for f in fractions:
         headers += [f"{float(f) * 100:g}% labels", "gain"]
     rows = []
     for name in le_rows(results):
         info, cells = results["rows"][name], results["summary"][name][protocol]
-        row = [ROW_NAMES.get(name, name), f"as {info['scratch_row']}" if info["scratch_row"] else "(scratch)"]
+        row = [ROW_NAMES.get(name, name), info["scratch_row"] or "(from scratch)"]
         for f in fractions:
             cell = cells[f]
             gain = cell.get("gain_over_scratch")
@@ -272,17 +284,21 @@ def gen_analysis_avgdist() -> str:
     for size in sizes:
         cells = [table[f"{size}/{ratio}"] for ratio in ratios]
         rows.append([f"{size} px"] + ["–" if c is None else f"{c['avg_dist']:.1f}" for c in cells])
-    return md_table(["mask patch"] + [f"ratio {r}" for r in ratios], rows, "l" + "r" * len(ratios))
+    return md_table(["cell \\ ratio"] + ratios, rows, "l" + "r" * len(ratios))
 
 
 def gen_analysis_defaults() -> str:
+    """AvgDist of each method's default masks (``hf_mim.analysis.mask_study`` draws them from the method's image
+    processor with its paper defaults; HPM's random share is MAE's random mask)."""
     defaults = study("analysis")["mask_study"]["method_defaults"]
     rows = []
     for method, cell in defaults.items():
-        grid = "x".join(map(str, cell["grid"]))
-        rows.append([ROW_NAMES.get(method, method), f"{grid} cells of {cell['pixel_size']} px",
+        paper = spec(method).image_processor_class.PAPER_DEFAULTS
+        kind = paper["mask_type"] or "random"
+        kwargs = ", ".join(f"{k}={v:g}" for k, v in paper["mask_kwargs"].items())
+        rows.append([ROW_NAMES.get(method, method), f"{paper['image_size']} px", f"`{kind}` ({kwargs})",
                      f"{cell['mask_ratio'] * 100:.0f}%", f"{cell['avg_dist']:.1f} ± {cell['avg_dist_std']:.1f}"])  # fmt: skip
-    return md_table(["method", "mask grid", "masked", "AvgDist (px)"], rows, "llrr")
+    return md_table(["method", "image", "mask", "masked", "AvgDist (px)"], rows, "lllrr")
 
 
 # -- methods ----------------------------------------------------------------------------------------------------
