@@ -57,7 +57,8 @@ def md_table(headers: list[str], rows: list[list[str]], align: str | None = None
     rule = ["---:" if a == "r" else "---" for a in align]
     lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(rule) + " |"]
     lines += ["| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
+    # a generated table: its first column holds names, kept on one line (docs/stylesheets/extra.css)
+    return "\n".join(['<div class="generated" markdown>', "", *lines, "", "</div>"])
 
 
 def rst_to_md(text: str) -> str:
