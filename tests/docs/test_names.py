@@ -9,7 +9,7 @@ from functools import cache
 
 import pytest
 
-from .pages import ROOT, cli_parsers, inline_code, pages
+from .pages import ROOT, cli_parsers, generate, inline_code, pages
 
 PAGES = pages()
 
@@ -191,6 +191,12 @@ def test_pages_read_as_documentation(page):
     assert not _FIRST_PERSON.findall(prose), f"{page.name}: first person: {_FIRST_PERSON.findall(prose)}"
     assert not _DATE.findall(page.text), f"{page.name}: run dates: {_DATE.findall(page.text)}"
     assert not _HASH.findall(page.text), f"{page.name}: commit hashes: {_HASH.findall(page.text)}"
+
+
+def test_the_contributing_page_lists_every_generator():
+    page = (ROOT / "docs" / "contributing.md").read_text()
+    missing = [name for name in generate.GENERATORS if f"`{name}`" not in page]
+    assert not missing, f"docs/contributing.md does not describe the generators {missing}"
 
 
 def test_a_missing_name_is_caught():
