@@ -11,6 +11,16 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
+#: The documentation site (mkdocs.yml, docs/): MkDocs 1.x with Material and mkdocstrings; MkDocs 2 drops the plugin
+#: and hook API the site uses, hence the upper bound.
+DOCS = [
+    "mkdocs>=1.6,<2",
+    "mkdocs-material>=9.6,<10",
+    "mkdocstrings>=1.0",
+    "mkdocstrings-python>=2.0",
+    "mkdocs-autorefs>=1.4",
+]
+
 setup(
     name="hf_mim",
     version="0.1.0",
@@ -40,6 +50,8 @@ setup(
     ],
     extras_require={
         "analysis": ["matplotlib>=3.7", "scipy>=1.10"],
-        "dev": ["pytest>=8", "ruff>=0.6", "scipy>=1.10", "tensorboard>=2.14", "matplotlib>=3.7"],
+        "docs": DOCS,
+        # the tests build the docs (tests/docs), so the test tools include the docs toolchain
+        "dev": ["pytest>=8", "ruff>=0.6", "scipy>=1.10", "tensorboard>=2.14", "matplotlib>=3.7", *DOCS],
     },
 )

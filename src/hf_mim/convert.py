@@ -156,7 +156,7 @@ def official_card_notes(report: dict) -> dict[str, str]:
         "converted from": f"`{report['checkpoint']}` ({report['source']} layout, epoch {report.get('epoch')})",
         "official source": _card_text(report["source"]),
         "conversion check": "hf_mim tests: a tiny model in the official layout converts and reproduces outputs "
-        "computed independently from the official definitions; see README 'Official checkpoints'",
+        "computed independently from the official definitions; see the hf_mim docs, guide 'Convert official checkpoints'",
         "dropped keys": f"{len(report['dropped'])} (buffers recomputed by the model, unused EMA parts)",
     }
     return rows
