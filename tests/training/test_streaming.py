@@ -207,3 +207,64 @@ def test_data_files_that_match_nothing_or_mix_formats_are_named(tmp_path):
         expand_data_files([str(tmp_path / "shards" / "*.tar")])
     with pytest.raises(ValueError, match=r"one of \['.arrow', '.parquet', '.tar'\]"):
         data_file_format(["a.parquet", "b.tar"])
+
+
+# --------------------------------------------------------------------------------------------- the guide's commands
+
+
+def guide_commands() -> list[list[str]]:
+    """The `pretrain` arguments of every command in the scale guide's bash blocks and in the README's "Pretraining at
+    scale" section (launchers and continuation lines folded)."""
+    import re
+    import shlex
+
+    guide = (REPO / "docs" / "guides" / "pretrain-at-scale.md").read_text()
+    readme = (REPO / "README.md").read_text().split("## Pretraining at scale")[1].split("\n## ")[0]
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", guide + readme, flags=re.S):
+        text = re.sub(r"\\\n\s*", " ", block)
+        for line in text.splitlines():
+            line = line.split(" #")[0].strip()
+            match = re.search(r"(?:hf-mim|-m hf_mim) pretrain (.*)", line)
+            if match and not line.startswith("#"):
+                commands.append(shlex.split(match.group(1)))
+    return commands
+
+
+def miniature(argv: list[str], out, shards: str) -> list[str]:
+    """A guide command at test size: a tiny model, local WebDataset shards, 2 steps of batch 4, CPU, fp32, and
+    torch.compile's quick aot_eager backend; every other flag is kept as the guide writes it."""
+    replace = {"--preset": None, "--dataset_name": None, "--data_files": None, "--output_dir": None,
+               "--max_steps": "2", "--per_device_train_batch_size": "4", "--dataloader_num_workers": "2",
+               "--mixed_precision": "no", "--checkpointing_steps": "1"}  # fmt: skip
+    args, i = [], 0
+    while i < len(argv):
+        flag = argv[i]
+        takes_value = i + 1 < len(argv) and not argv[i + 1].startswith("--")
+        value = argv[i + 1] if takes_value else None
+        if flag in replace:
+            if replace[flag] is not None:
+                args += [flag, replace[flag]]
+        elif flag == "--torch_compile":
+            args += ["--torch_compile_backend", "aot_eager"]
+        else:
+            args += [flag] + ([value] if takes_value else [])
+        i += 2 if takes_value else 1
+    method = args[args.index("--method") + 1]
+    tiny = run_args(method, out)[2:]  # run_args without its --method: preset, overrides, output, seed, --cpu
+    return ["--method", method, *args[2:], *tiny, "--data_files", shards]
+
+
+def test_the_scale_guide_commands_run_in_miniature(tmp_path):
+    commands = guide_commands()
+    assert len(commands) >= 5 and all("--streaming" in c for c in commands)
+    shards = _webdataset_shards(tmp_path / "shards", num_shards=4)
+    for n, argv in enumerate(commands):
+        out = tmp_path / f"run-{n}"
+        if "--resume_from_checkpoint" in argv:  # the resume command continues the previous command's run
+            out = tmp_path / f"run-{n - 1}"
+            argv = [a for a in argv if a not in ("--resume_from_checkpoint", "latest")]
+            pretrain.main(miniature(argv, out, shards) + ["--stop_after_steps", "1", "--overwrite_output_dir"])
+            argv += ["--resume_from_checkpoint", "latest"]
+        metrics = pretrain.main(miniature(argv, out, shards))
+        assert metrics["train_steps"] == 2, argv
