@@ -268,11 +268,11 @@ class HPMDecoder(nn.Module):
         return self.decoder_pred(self.decoder_norm(x))[:, 1:]
 
 
-def ids_from_mask(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[B, L]`` bool mask (same count per row) -> ``ids_keep [B, K]`` (visible, in index order) and
-    ``ids_restore [B, L]`` (MAE's unshuffle indices)."""
+def ids_from_mask(mask: torch.Tensor, num_visible: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[B, L]`` bool mask with ``num_visible`` False per row -> ``ids_keep [B, K]`` (visible, in index order) and
+    ``ids_restore [B, L]`` (MAE's unshuffle indices). The count is passed, not read from the mask: reading it would
+    wait for the GPU and break a compiled graph."""
     ids_shuffle = torch.argsort(mask.to(torch.int8), dim=1, stable=True)  # visible first, then masked
-    num_visible = int((~mask[0]).sum())
     return ids_shuffle[:, :num_visible], torch.argsort(ids_shuffle, dim=1)
 
 
@@ -506,7 +506,7 @@ class HPMForPreTraining(HPMPreTrainedModel):
         else:
             mask = self.random_mask(batch, length, pixel_values.device)
 
-        ids_keep, ids_restore = ids_from_mask(mask)
+        ids_keep, ids_restore = ids_from_mask(mask, length - self.num_masked(length))
         latent = self.forward_encoder(pixel_values, ids_keep)  # [B, 1 + K, D]
         decoder_input = self.decoder.embed(latent, ids_restore, grid)  # [B, 1 + L, Dd]
         logits, predicted = self.forward_decoder(decoder_input)
