@@ -52,6 +52,14 @@ setup(
         "analysis": ["matplotlib>=3.7", "scipy>=1.10"],
         "docs": DOCS,
         # the tests build the docs (tests/docs), so the test tools include the docs toolchain
-        "dev": ["pytest>=8", "ruff>=0.6", "scipy>=1.10", "tensorboard>=2.14", "matplotlib>=3.7", *DOCS],
+        "dev": [
+            "pytest>=8",
+            "pytest-xdist>=3.5",
+            "ruff>=0.6",
+            "scipy>=1.10",
+            "tensorboard>=2.14",
+            "matplotlib>=3.7",
+            *DOCS,
+        ],
     },
 )
