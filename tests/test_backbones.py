@@ -183,3 +183,61 @@ def test_positions_resized_to_the_pretraining_resolution_match_the_class_own_int
     options = {} if kind.startswith("dinov2") else {"interpolate_pos_encoding": True}
     assert max_difference(wrapped_features(model, x), own_features(source, kind, x, **options)) <= 1e-5
     assert torch.allclose(mean_patch_features(source, x), model.simmim(x).pooler_output, atol=1e-5)
+
+
+def test_continued_pretraining_starts_from_the_backbone_knn_accuracy_not_from_scratch(cifar10_rows, tmp_path):
+    """On real images (CIFAR-10): a backbone that knows these images' classes (a tiny ViT trained with their labels
+    on its mean patch token, a stand-in for a released supervised backbone) is continued with MaskFeat through
+    ``--init_from``; its kNN accuracy starts exactly at the backbone's and stays there after three steps, while the
+    same model from scratch, pretrained the same way, is near chance (10 classes)."""
+    from transformers import ViTModel
+
+    from hf_mim import MaskedImageProcessor
+    from hf_mim.evaluation import extract_features, knn_accuracy
+    from hf_mim.training import Pretrainer, PretrainingArguments
+
+    bank, queries = cifar10_rows.select(range(384)), cifar10_rows.select(range(384, 512))
+    evaluation = MaskedImageProcessor(image_size=32, patch_size=8, mask_type=None, image_mean=MEAN, image_std=STD)
+
+    def knn(model) -> float:
+        train = extract_features(model, bank, evaluation, batch_size=128)
+        test = extract_features(model, queries, evaluation, batch_size=128)
+        return knn_accuracy(train, list(bank["label"]), test, list(queries["label"]), k=20)
+
+    # the "released" backbone: supervised on the labels, saved as a plain ViTModel with its image processor
+    torch.manual_seed(0)
+    backbone = ViTModel(ViTConfig(**{**_VIT, "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 128}))
+    head = torch.nn.Linear(64, 10)
+    pixels = evaluation(list(cifar10_rows["image"]), augment=False)["pixel_values"]
+    labels = torch.tensor(list(cifar10_rows["label"]))
+    optimizer = torch.optim.AdamW([*backbone.parameters(), *head.parameters()], lr=2e-3, weight_decay=0.05)
+    for _ in range(30):
+        for batch in torch.randperm(len(labels)).split(64):
+            logits = head(backbone(pixels[batch]).last_hidden_state[:, 1:].mean(1))
+            torch.nn.functional.cross_entropy(logits, labels[batch]).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    backbone.save_pretrained(tmp_path / "backbone")
+    ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=MEAN, image_std=STD).save_pretrained(
+        tmp_path / "backbone"
+    )
+
+    images = cifar10_rows.remove_columns("label")
+    options = {"method": "maskfeat", "max_steps": 3, "learning_rate": 1e-4, "per_device_train_batch_size": 32,
+               "picture_steps": 0, "cpu": True}  # fmt: skip
+    scores = {"backbone": knn(backbone.eval())}
+    continued = Pretrainer(args=PretrainingArguments(init_from=str(tmp_path / "backbone"), **options,
+                                                     output_dir=str(tmp_path / "continued")), train_dataset=images)  # fmt: skip
+    scores["continued, before any step"] = knn(continued.model)
+    continued.train()
+    scores["continued, 3 steps"] = knn(continued.model)
+    torch.manual_seed(0)
+    scratch = get_model_spec("maskfeat").pretraining_class(continued.model.config)  # the same model, new weights
+    Pretrainer(
+        scratch, PretrainingArguments(**options, output_dir=str(tmp_path / "scratch")), train_dataset=images
+    ).train()
+    scores["scratch, 3 steps"] = knn(scratch)
+    print(scores)
+    assert scores["continued, before any step"] == scores["backbone"]
+    assert abs(scores["continued, 3 steps"] - scores["backbone"]) <= 0.05
+    assert scores["continued, 3 steps"] - scores["scratch, 3 steps"] >= 0.2
