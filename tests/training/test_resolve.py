@@ -143,6 +143,7 @@ def test_bad_combinations_name_the_argument(kwargs, message):
         ({"push_to_hub": True}, "--hub_model_id"),
         ({"method": "beit"}, "--method must be one of"),
         ({"max_consecutive_nonfinite": 0}, "--max_consecutive_nonfinite must be >= 1"),
+        ({"fsdp": True, "init_from": "org/vit"}, "--fsdp cannot shard a model started from a backbone"),
     ],
 )
 def test_arguments_are_checked_when_made(kwargs, message):

@@ -207,6 +207,9 @@ class PretrainingArguments:
         if self.skip_corrupt_images and self.streaming:
             raise ValueError("--skip_corrupt_images needs a map-style dataset: it checks every row before training, "
                              "which a stream cannot do (leave out --streaming)")  # fmt: skip
+        if self.fsdp and self.init_from:
+            raise ValueError("--fsdp cannot shard a model started from a backbone (--init_from) yet: its sharding units "
+                             "are the method's own block classes; train it with DDP (accelerate launch / torchrun)")  # fmt: skip
         if self.fsdp:
             import torch
 
