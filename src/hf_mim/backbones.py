@@ -66,6 +66,13 @@ def _vit_mae_tokens(model: nn.Module, pixel_values: torch.Tensor, interpolate: b
     return torch.cat([cls, patches + positions[:, 1:]], dim=1)
 
 
+def _vit_mae_fixed_positions(model: nn.Module) -> None:
+    """ViTMAE's sin-cos table, from its own ``initialize_weights``: a model built from a config skips it (transformers
+    marks the patch embedding initialised first), which would leave a new grid's table at zeros."""
+    model.embeddings.patch_embeddings.projection._is_hf_initialized = False
+    model.embeddings.initialize_weights()
+
+
 @dataclass(frozen=True)
 class BackboneType:
     """How hf_mim drives one transformers encoder class.
@@ -85,6 +92,7 @@ class BackboneType:
         forward_encodes_all: Its forward encodes every patch (ViTMAE's drops a random share).
         fixed_position_tables: Names of its position tables that are a fixed function of the grid (recomputed at
             another resolution, never interpolated).
+        init_fixed_tables: Computes those tables on a new model, where the class's own initialisation does not.
     """
 
     model_type: str
@@ -96,6 +104,7 @@ class BackboneType:
     tokens: Callable[..., torch.Tensor] | None = None
     forward_encodes_all: bool = True
     fixed_position_tables: tuple[str, ...] = ()
+    init_fixed_tables: Callable[[nn.Module], None] | None = None
 
 
 #: Every encoder class hf_mim can wrap, by ``model_type``.
@@ -111,7 +120,7 @@ BACKBONES: dict[str, BackboneType] = {
             interpolate_argument=False,
             blocks="encoder.layer",
             extra_tokens=lambda config: config.num_register_tokens,
-        ),  # fmt: skip
+        ),
         BackboneType("beit", mask_token="config", blocks=None),
         BackboneType("swin", mask_token="argument", hierarchical=True, blocks=None),
         BackboneType(
@@ -120,7 +129,8 @@ BACKBONES: dict[str, BackboneType] = {
             tokens=_vit_mae_tokens,
             forward_encodes_all=False,
             fixed_position_tables=("position_embeddings",),
-        ),  # fmt: skip
+            init_fixed_tables=_vit_mae_fixed_positions,
+        ),
     )
 }
 
@@ -301,6 +311,9 @@ class BackboneEncoder(nn.Module):
             model_config.use_mask_token = bool(use_mask_token or getattr(config, "use_mask_token", False))
         self._source_mask_token = bool(getattr(config, "use_mask_token", False))
         self.model = AutoModel.from_config(model_config, **options)
+        if self.kind.init_fixed_tables is not None:
+            with torch.no_grad():
+                self.kind.init_fixed_tables(self.model)
         mask_token = getattr(self.model.embeddings, "mask_token", None)
         if mask_token is not None:
             with torch.no_grad():  # replaced by the source's own token where it has one
