@@ -128,7 +128,8 @@ class MaskFeatModel(MaskFeatPreTrainedModel):
         """Encodes ``pixel_values [B, C, H, W]``; ``bool_masked_pos [B, L]`` optionally masks patches.
 
         Returns:
-            ``last_hidden_state [B, 1 + L, D]`` (``[CLS]`` first), ``pooler_output [B, D]``, ``hidden_states``.
+            ``last_hidden_state [B, 1 + L, D]`` (``[CLS]`` first; a wrapped Swin: its ``L`` output tokens),
+            ``pooler_output [B, D]``, ``hidden_states``.
         """
         output_hidden_states = output_hidden_states or self.config.output_hidden_states
         fc_norm = self.config.use_fc_norm
