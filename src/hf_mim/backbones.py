@@ -278,8 +278,9 @@ class BackboneEncoder(nn.Module):
     """A transformers encoder of a supported class whose masked patches are replaced by its mask token: the encoder
     of an hf_mim model started from a released backbone (``from_backbone``).
 
-    Parameters the method does not train (the class's pooler) are frozen and travel unchanged, so that
-    :func:`hf_mim.export.export_backbone` gives back the complete source class.
+    Parameters the method does not use (the class's pooler; its mask token when nothing masks with it) are frozen
+    and travel unchanged, so that :func:`hf_mim.export.export_backbone` gives back the complete source class and
+    distributed training sees no unused trainable parameter.
 
     Args:
         config: The encoder's transformers config (ViT, DeiT, DINOv2, BEiT, Swin).
@@ -318,6 +319,7 @@ class BackboneEncoder(nn.Module):
         if mask_token is not None:
             with torch.no_grad():  # replaced by the source's own token where it has one
                 nn.init.trunc_normal_(mask_token, std=initializer_range)
+            mask_token.requires_grad_(use_mask_token)  # a token the class keeps but nothing masks with: frozen
         pooler = getattr(self.model, "pooler", None)
         if pooler is not None:
             pooler.requires_grad_(False)
@@ -433,9 +435,6 @@ class VisiblePatchEncoder(BackboneEncoder):
                              "span the whole grid); MAE-style methods need a ViT-family encoder.")  # fmt: skip
         super().__init__(config, use_mask_token=False, attn_implementation=attn_implementation,
                          initializer_range=initializer_range)  # fmt: skip
-        mask_token = getattr(self.model.embeddings, "mask_token", None)
-        if mask_token is not None:
-            mask_token.requires_grad_(False)
 
     def forward(self, pixel_values: torch.Tensor, ids_keep: torch.Tensor | None = None, final_norm: bool = True):
         """``[B, C, H, W]`` -> ``[B, 1 + K, D]`` for the ``K`` patches in ``ids_keep [B, K]`` (all when None),
