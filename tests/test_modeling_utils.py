@@ -104,6 +104,31 @@ def test_fixed_sincos_tables_are_recomputed_and_the_teacher_kept(tmp_path):
                                pretrained.teacher.encoder.layers[0].mlp.fc1.weight)  # fmt: skip
 
 
+def test_a_wrapped_encoder_decides_which_of_its_tables_are_fixed(tmp_path):
+    """HPM calls its positions fixed (MAE's sin-cos); the learned table of a ViT it wraps is still resized, and the
+    fixed table of a wrapped ViTMAE recomputed."""
+    from transformers import AutoModel, ViTConfig, ViTMAEConfig
+
+    from hf_mim import HPMModel
+
+    sizes = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64,
+             "image_size": 32, "patch_size": 8}  # fmt: skip
+    decoder = {"decoder_hidden_size": 32, "decoder_num_hidden_layers": 1, "decoder_num_attention_heads": 2,
+               "decoder_intermediate_size": 64}  # fmt: skip
+    for name, config in (("vit", ViTConfig(**sizes)), ("vit_mae", ViTMAEConfig(**sizes))):
+        torch.manual_seed(0)
+        backbone = AutoModel.from_config(config)
+        HPMForPreTraining.from_backbone(backbone, **decoder).save_pretrained(tmp_path / name)
+        model = HPMModel.from_pretrained(tmp_path / name, image_size=64)
+        got = model.encoder.model.embeddings.position_embeddings.detach()[0]
+        table = backbone.embeddings.position_embeddings.detach()[0]
+        if name == "vit":
+            expected = _bicubic(table[1:].T.reshape(-1, 4, 4), (8, 8)).reshape(32, 64).T
+            torch.testing.assert_close(got[1:], expected, rtol=1e-5, atol=1e-6)
+        else:
+            np.testing.assert_allclose(got.numpy(), _sincos(8, 32), atol=1e-6)
+
+
 def test_beit_and_swin_relative_tables_are_resized(tmp_path):
     spec = get_model_spec("simmim")
     beit = spec.pretraining_class(spec.tiny_config(backbone="beit"))  # 4 x 4 grid: (2*4-1)^2 + 3 rows

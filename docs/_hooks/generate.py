@@ -586,7 +586,21 @@ def gen_tests_layout() -> str:
     ])  # fmt: skip
 
 
+def gen_backbones() -> str:
+    """Which released transformers encoder classes each method starts from (``from_backbone``, ``--init_from``):
+    the methods' ``backbone_types``, with what the method sizes from the backbone."""
+    from hf_mim import list_models
+    from hf_mim.backbones import BACKBONES, class_name
+
+    methods = list_models()
+    header = ["encoder class (`model_type`)", *[spec(m).config_class.__name__.removesuffix("Config") for m in methods]]
+    rows = [[f"`{class_name(kind)}` (`{kind}`)", *["yes" if kind in spec(m).backbone_types else "-" for m in methods]]
+            for kind in BACKBONES]  # fmt: skip
+    return md_table(header, rows, "l" + "c" * len(methods))
+
+
 GENERATORS = {
+    "backbones": gen_backbones,
     "le-table": gen_le_table,
     "le-setup": gen_le_setup,
     "le-pretraining": gen_le_pretraining,

@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .modeling_utils import encoder_config
+
 __all__ = ["attention_statistics", "layer_similarity", "linear_cka", "avg_dist", "mask_statistics", "hpm_loss_maps"]
 
 
@@ -59,8 +61,7 @@ def _blocks(encoder: nn.Module) -> nn.ModuleList:
 
 
 def _patch_size(encoder: nn.Module) -> int:
-    config = encoder.config
-    return config.patch_size if not hasattr(config, "encoder_config") else config.encoder_config.patch_size
+    return encoder_config(encoder.config).patch_size
 
 
 def _run(encoder: nn.Module, pixel_values: torch.Tensor) -> None:
@@ -85,7 +86,7 @@ def _check_images(encoder: nn.Module, pixel_values: torch.Tensor) -> tuple[int, 
     if not isinstance(pixel_values, torch.Tensor) or pixel_values.ndim != 4 or len(pixel_values) == 0:
         raise ValueError("`pixel_values` must be a non-empty [N, C, H, W] tensor.")
     patch = _patch_size(encoder)
-    config = getattr(encoder.config, "encoder_config", encoder.config)
+    config = encoder_config(encoder.config)
     size = config.image_size if isinstance(config.image_size, int) else config.image_size[0]
     if tuple(pixel_values.shape[-2:]) != (size, size):
         raise ValueError(

@@ -75,10 +75,13 @@ def _split_items(text: str) -> list[str]:
 
 
 def encoder_config_classes() -> dict[str, type]:
-    """Nested encoder configs a method config may hold, by field name (SimMIM's ``encoder_config``)."""
-    from transformers import BeitConfig, SwinConfig, ViTConfig
+    """The transformers configs a method config may nest as ``encoder_config``, by ``model_type``: SimMIM's ViT /
+    Swin / BEiT and every class a method can wrap (:data:`hf_mim.backbones.BACKBONES`)."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-    return {"vit": ViTConfig, "swin": SwinConfig, "beit": BeitConfig}
+    from .backbones import BACKBONES
+
+    return {model_type: CONFIG_MAPPING[model_type] for model_type in ("vit", "swin", "beit", *BACKBONES)}
 
 
 def parse_config_overrides(text: str, method: str) -> dict[str, Any]:

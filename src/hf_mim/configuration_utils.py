@@ -1,11 +1,14 @@
-"""The ViT encoder fields shared by the ViT-based method configs (MaskFeat, HPM)."""
+"""The ViT encoder fields shared by the ViT-based method configs (MaskFeat, HPM), and their optional wrapped
+transformers encoder (continued pretraining, :mod:`hf_mim.backbones`)."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from transformers import PreTrainedConfig
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
 
+from .backbones import as_backbone_config, check_backbone, encoder_sizes
 from .modeling_utils import check_choice, check_normalization, check_vit_sizes
 
 __all__ = ["VIT_SIZES", "ViTEncoderConfig"]
@@ -51,9 +54,16 @@ class ViTEncoderConfig(PreTrainedConfig):
         image_mean, image_std: Per-channel statistics the inputs are normalised with (recorded from the image
             processor by the pretraining engine; None: ImageNet's for RGB). Everything that un-normalises (colour
             bins, pictures) uses them.
+        encoder_config: None (the method's own ViT, sized by the fields above), or the config of a transformers
+            encoder the model wraps instead (one of ``backbone_types``; ``from_backbone``): the encoder is then that
+            class, and the ViT fields describe it (``patch_size`` is its output stride, ``hidden_size`` its output
+            width; ``drop_path_rate`` and the dropouts are the wrapped config's own).
     """
 
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: ``model_type`` s of the transformers encoders the method can wrap (``from_backbone``).
+    backbone_types: ClassVar[tuple[str, ...]] = ()
+    sub_configs_defaults = {"encoder_config": SubConfigSpec(AutoConfig, model_type="vit", optional=True)}
 
     image_size: int = 224
     patch_size: int = 16
@@ -71,11 +81,29 @@ class ViTEncoderConfig(PreTrainedConfig):
     initializer_range: float = 0.02
     image_mean: list[float] | None = None
     image_std: list[float] | None = None
+    encoder_config: dict | PreTrainedConfig | None = None
 
     def __post_init__(self, **kwargs):
+        self.use_encoder_config()
         check_vit_sizes(self)
         check_normalization(self, self.num_channels)
         super().__post_init__(**kwargs)
+
+    def use_encoder_config(self) -> None:
+        """With a wrapped encoder: checks that the method supports its class and sets the ViT fields from it (the
+        wrapped config is the truth; subclasses call this before their own checks)."""
+        if self.encoder_config is None:
+            return
+        self.encoder_config = as_backbone_config(self.encoder_config)
+        check_backbone(self.encoder_config.model_type, self.backbone_types, type(self).__name__.removesuffix("Config"),
+                       "encoder_config")  # fmt: skip
+        for key, value in encoder_sizes(self.encoder_config).items():
+            setattr(self, key, value)
+
+    @classmethod
+    def encoder_defaults(cls, encoder_config: PreTrainedConfig) -> dict[str, Any]:
+        """The method's own settings for a wrapped encoder (explicit arguments win); none by default."""
+        return {}
 
     @property
     def num_patches(self) -> int:

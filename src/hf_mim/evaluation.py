@@ -21,9 +21,14 @@ __all__ = ["extract_features", "knn_accuracy", "knn_classify", "trivial_baseline
 @torch.no_grad()
 def extract_features(model: nn.Module, dataset, processor, image_column: str = "image", batch_size: int = 256,
                      desc: str = "features") -> np.ndarray:  # fmt: skip
-    """``[N, D]`` pooled features (``pooler_output`` of the bare encoder) of every row, evaluation preprocessing."""
+    """``[N, D]`` pooled features of every row, evaluation preprocessing: the ``pooler_output`` of an hf_mim model's
+    bare encoder, or the mean patch token of a plain transformers encoder of a class hf_mim can wrap (what an hf_mim
+    model started from it pools: :func:`hf_mim.backbones.mean_patch_features`)."""
+    from .backbones import BACKBONES, BackboneMixin, mean_patch_features
+
     prefix = getattr(model, "base_model_prefix", "")
     encoder = getattr(model, prefix, model) if prefix else model
+    plain = not isinstance(model, BackboneMixin) and getattr(model.config, "model_type", None) in BACKBONES
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -31,7 +36,10 @@ def extract_features(model: nn.Module, dataset, processor, image_column: str = "
     for start in tqdm(range(0, len(dataset), batch_size), desc=desc, leave=False):
         images = dataset[start : start + batch_size][image_column]
         pixel_values = processor(images, augment=False, return_mask=False)["pixel_values"].to(device)
-        features.append(encoder(pixel_values=pixel_values).pooler_output.float().cpu())
+        pooled = (
+            mean_patch_features(encoder, pixel_values) if plain else encoder(pixel_values=pixel_values).pooler_output
+        )
+        features.append(pooled.float().cpu())
     model.train(was_training)
     return torch.cat(features).numpy()
 

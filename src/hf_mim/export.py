@@ -1,6 +1,10 @@
 """Using hf_mim checkpoints without hf_mim.
 
-- :func:`export_backbone` writes the encoder as a plain transformers ``ViTModel`` / ``SwinModel`` checkpoint.
+- :func:`export_backbone` writes the encoder as a plain transformers checkpoint: the class a run started from
+  (``from_backbone`` / ``--init_from``: ``ViTModel``, ``DeiTModel``, ``Dinov2Model``, ``BeitModel``, ``SwinModel``,
+  ...), else ``ViTModel`` / ``SwinModel`` / ``BeitModel``; :func:`export_image_processor` gives its processor and
+  :func:`export_checkpoint` writes a complete folder (weights, processor, model card, ``all_results.json``) as
+  ``hf-mim export`` does.
 - :func:`bundle_remote_code` copies the modules a checkpoint needs, flat, into its folder and sets ``auto_map``, so
   that ``AutoModelForPreTraining.from_pretrained(repo, trust_remote_code=True)`` works where hf_mim is not
   installed (transformers only copies files imported relatively from the checkpoint folder).
@@ -15,11 +19,12 @@ import re
 from pathlib import Path
 
 import torch
-from transformers import BeitModel, SwinModel, ViTConfig, ViTModel
+from transformers import BeitModel, PreTrainedModel, SwinModel, ViTConfig, ViTModel
 
-from .modeling_utils import vit_config_kwargs
+from .backbones import BackboneEncoder, backbone_source, source_image_processor
+from .modeling_utils import normalization, vit_config_kwargs
 
-__all__ = ["export_backbone", "bundle_remote_code", "AUTO_CLASSES"]
+__all__ = ["export_backbone", "export_checkpoint", "export_image_processor", "bundle_remote_code", "AUTO_CLASSES"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -41,11 +46,14 @@ def _encoder_state(model) -> tuple[str, dict[str, torch.Tensor]]:
     return (backbone if backbone in ("swin", "beit") else "vit"), state
 
 
-def export_backbone(model, save_directory: str | os.PathLike) -> ViTModel | SwinModel | BeitModel:
-    """Writes the encoder of an hf_mim model as a plain transformers ``ViTModel`` (or ``SwinModel``) checkpoint.
+def export_backbone(model, save_directory: str | os.PathLike) -> PreTrainedModel:
+    """Writes the encoder of an hf_mim model as a plain transformers checkpoint.
 
-    ``transformers.ViTModel.from_pretrained(save_directory)`` then gives the same hidden states as the hf_mim
-    encoder (without a mask), so downstream projects need only transformers.
+    A model started from a released backbone (``from_backbone``) gives that backbone's class back -- its config at
+    the pretraining resolution, the trained weights, the mask token dropped where the class has none, its pooler as
+    it came -- so ``AutoModel.from_pretrained(save_directory)`` returns e.g. a ``Dinov2Model``. Any other model gives
+    a ``ViTModel`` (or ``SwinModel`` / ``BeitModel``). Either way the export's hidden states equal the hf_mim
+    encoder's (without a mask), and downstream projects need only transformers.
 
     Args:
         model: Any hf_mim model (pretraining, bare or classification).
@@ -53,8 +61,16 @@ def export_backbone(model, save_directory: str | os.PathLike) -> ViTModel | Swin
 
     Returns:
         The exported transformers model.
+
+    Raises:
+        ValueError: The encoder's weights do not map onto the class (naming the keys).
     """
     config = model.config
+    encoder = getattr(model, model.base_model_prefix, model).encoder
+    if isinstance(encoder, BackboneEncoder):
+        backbone = encoder.source_model()
+        backbone.save_pretrained(save_directory, safe_serialization=True)
+        return backbone
     kind, state = _encoder_state(model)
     if kind == "swin":
         backbone = SwinModel(config.encoder_config, add_pooling_layer=False)
@@ -72,6 +88,90 @@ def export_backbone(model, save_directory: str | os.PathLike) -> ViTModel | Swin
         )
     backbone.save_pretrained(save_directory, safe_serialization=True)
     return backbone
+
+
+def export_image_processor(model, processor=None):
+    """The image processor an export ships with: for a model started from a backbone, the backbone's own processor
+    class and settings at the model's resolution and normalisation (:func:`hf_mim.backbones.source_image_processor`);
+    else a ``ViTImageProcessor`` with the evaluation preprocessing of ``processor`` (the checkpoint's), or of the
+    model's config when there is none."""
+    from transformers import ViTImageProcessor  # (its import warns where torchvision is missing: only when used)
+
+    encoder = getattr(model, model.base_model_prefix, model).encoder
+    if isinstance(encoder, BackboneEncoder):
+        return source_image_processor(model.config)
+    if processor is not None:
+        size, mean, std = processor.image_size, processor.image_mean, processor.image_std
+    else:
+        size, (mean, std) = model.config.image_size, normalization(model.config)
+    return ViTImageProcessor(size={"height": size, "width": size}, image_mean=list(mean), image_std=list(std))
+
+
+def export_checkpoint(
+    model_name_or_path: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    base_model: str | None = None,
+    eval_results: list[str | os.PathLike] | None = None,
+    model_id: str | None = None,
+) -> tuple[PreTrainedModel, list[str]]:
+    """What ``hf-mim export`` does: the encoder of an hf_mim checkpoint as a complete transformers folder -- weights
+    and config (:func:`export_backbone`), image processor (:func:`export_image_processor`), a model card with the
+    Hub's metadata (``pipeline_tag: image-feature-extraction``, ``base_model``: the pretraining run, its datasets,
+    the model-index of ``eval_results``) and ``all_results.json`` (written last: ``hf-mim push`` uploads it).
+
+    Args:
+        model_name_or_path: The hf_mim checkpoint (local folder or Hub id).
+        output_dir: The folder to write.
+        base_model: The card's ``base_model`` (default: the checkpoint's Hub id, or the repository its run was
+            pushed to; see :func:`hf_mim.hub.pretraining_repo_id`).
+        eval_results: ``all_results.json`` files of ``hf-mim finetune`` runs (``--knn``, ``--linear_probe``,
+            fine-tuning) for the card's model-index.
+        model_id: The name shown in the card (default: the output folder's).
+
+    Returns:
+        The exported model and the file names written.
+    """
+    from huggingface_hub import ModelCard
+    from transformers import AutoImageProcessor, AutoModel
+
+    from .hub import eval_results_from_files, pretraining_repo_id, render_model_card
+    from .training.checkpointing import COMPLETION_FILE, write_json_atomic
+
+    output_dir = Path(output_dir)
+    results = eval_results_from_files(eval_results or [])  # a wrong file fails before anything is written
+    model = AutoModel.from_pretrained(model_name_or_path)
+    try:
+        processor = AutoImageProcessor.from_pretrained(model_name_or_path)
+    except (OSError, ValueError):
+        processor = None
+    backbone = export_backbone(model, output_dir)
+    export_image_processor(model, processor).save_pretrained(output_dir)
+    card_data = None
+    try:  # the pretraining run's card: its datasets and license carry over
+        location = Path(model_name_or_path) / "README.md"
+        card_data = ModelCard.load(location if location.is_file() else str(model_name_or_path)).data
+    except Exception:  # noqa: BLE001 - a checkpoint without a card exports all the same
+        pass
+    datasets = (getattr(card_data, "datasets", None) or [None]) if card_data is not None else [None]
+    base_model = base_model or pretraining_repo_id(model_name_or_path)
+    source = backbone_source(model.config)
+    config = model.config
+    method = config.model_type
+    mean, std = normalization(config)
+    rows = {"exported from": f"`{model_name_or_path}` (hf_mim {method})",
+            "class": f"`{type(backbone).__name__}` ({'the class the run started from' if source else 'plain encoder'})",
+            "started from": f"`{source.get('name_or_path') or 'a local backbone'}`" if source else "-",
+            "resolution": f"{backbone.config.image_size} px", "normalisation": f"mean {list(mean)}, std {list(std)}"}  # fmt: skip
+    card = render_model_card(
+        method, model_id or output_dir.name, config, rows, datasets[0], results, license=getattr(card_data, "license",
+        None) or "apache-2.0", base_model=base_model, template="export", source_class=type(backbone).__name__,
+        method_name=type(config).__name__.removesuffix("Config"), pretraining_run=f"`{base_model or model_name_or_path}`",
+    )  # fmt: skip
+    card.save(output_dir / "README.md")
+    write_json_atomic(output_dir / COMPLETION_FILE, {"exported_from": str(model_name_or_path),
+                                                     "class": type(backbone).__name__, "base_model": base_model,
+                                                     "eval_results": results})  # fmt: skip
+    return backbone, sorted(p.name for p in output_dir.iterdir() if p.is_file())
 
 
 _RELATIVE = re.compile(r"^(\s*from\s+)(\.+)([\w.]*)(\s+import\s)", re.MULTILINE)

@@ -1,4 +1,11 @@
-"""Model cards and Hub uploads."""
+"""Model cards and Hub uploads.
+
+Every card hf_mim writes carries the Hub's metadata: ``library_name``, ``license``, ``pipeline_tag``
+(``image-feature-extraction`` for encoders, ``image-classification`` for classifiers), ``datasets`` (a Hub dataset
+id), ``base_model`` (what a run started from: the backbone of a continued pretraining, the pretraining run of a
+fine-tune or an export) and the ``model-index`` of what was measured (kNN, linear probe and fine-tuning top-1,
+read from the result files of ``hf-mim finetune`` by :func:`eval_results_from_files`).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +18,20 @@ from typing import Any
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 from huggingface_hub.errors import HfHubHTTPError
 
+from .backbones import backbone_source, encoder_sizes, hub_id
 from .registry import get_model_spec
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TEMPLATES_DIR", "render_model_card", "push_folder", "PushToHubError"]
+__all__ = [
+    "TEMPLATES_DIR",
+    "PushToHubError",
+    "add_eval_results",
+    "eval_results_from_files",
+    "pretraining_repo_id",
+    "push_folder",
+    "render_model_card",
+]
 
 
 def _templates_dir() -> Path:
@@ -40,8 +56,11 @@ def render_model_card(
     results: list[dict[str, Any]] | None = None,
     pipeline_tag: str = "image-feature-extraction",
     license: str = "apache-2.0",
+    base_model: str | None = None,
+    template: str | None = None,
+    **template_values: Any,
 ) -> ModelCard:
-    """Fills ``model_cards/{method}.md`` through ``huggingface_hub.ModelCard`` with valid metadata.
+    """Fills a card template through ``huggingface_hub.ModelCard`` with valid metadata.
 
     Args:
         method: ``maskfeat``, ``simmim`` or ``hpm``.
@@ -49,23 +68,32 @@ def render_model_card(
         config: The model config (architecture summary).
         hyperparameters: Training hyper-parameters for the card's table.
         dataset: Training dataset name (Hub id or a description).
-        results: ``[{"task": ..., "dataset": ..., "metric": ..., "value": ...}]`` for ``model-index``.
-        pipeline_tag: ``image-feature-extraction`` (pretraining) or ``image-classification`` (fine-tuned).
+        results: ``[{"dataset": ..., "metric": ..., "value": ...}]`` for ``model-index``, each optionally with
+            ``task`` (default ``image-classification``), ``task_name`` (e.g. ``kNN (k=20)``), ``metric_name``,
+            ``dataset_name`` and ``split`` (:func:`eval_results_from_files` makes them).
+        pipeline_tag: ``image-feature-extraction`` (encoders) or ``image-classification`` (classifiers).
         license: SPDX-like license id of the weights.
+        base_model: The Hub id the model started from (the backbone, or the pretraining run); None when unknown
+            or local.
+        template: The template's name in ``model_cards/`` (default: the method's, ``{method}.md``; ``export``:
+            an encoder exported as a plain transformers class).
+        template_values: Further variables of the template.
     """
     from huggingface_hub import EvalResult
 
-    template = TEMPLATES_DIR / f"{method}.md"
-    if not template.is_file():
-        raise ValueError(f"No model card template for method {method!r} at {template}.")
+    path = TEMPLATES_DIR / f"{template or method}.md"
+    if not path.is_file():
+        raise ValueError(f"No model card template {path.name!r} at {path}.")
     eval_results = None
     if results:
         eval_results = [
             EvalResult(
                 task_type=r.get("task", "image-classification"),
+                task_name=r.get("task_name"),
                 dataset_type=r["dataset"],
                 dataset_name=r.get("dataset_name", r["dataset"]),
                 metric_type=r["metric"],
+                metric_name=r.get("metric_name"),
                 metric_value=float(r["value"]),
                 dataset_split=r.get("split"),
             )
@@ -77,25 +105,107 @@ def render_model_card(
         tags=["hf_mim", method, "masked-image-modeling", "self-supervised", "vision"],
         datasets=[dataset] if dataset and "/" in dataset else None,
         pipeline_tag=pipeline_tag,
+        base_model=base_model,
         model_name=model_id,
         eval_results=eval_results,
     )
     hyperparameters = hyperparameters or {}
     table = "\n".join(f"| {k} | {v} |" for k, v in hyperparameters.items()) or "| (not recorded) | |"
-    rows = "\n".join(f"| {r['dataset']} | {r['metric']} | {float(r['value']):.4f} |" for r in results or [])
     return ModelCard.from_template(
         card_data,
-        template_path=str(template),
+        template_path=str(path),
         model_id=model_id,
         paper=get_model_spec(method).paper or method,
         architecture=_architecture(config),
         dataset=dataset or "not recorded",
         hyperparameters_table=table,
-        results_table=rows or "| (no evaluation yet) | | |",
+        results_table=_results_table(results) or "| (no evaluation yet) | | |",
+        base_model=base_model,
+        **template_values,
     )
 
 
+def _results_table(results: list[dict[str, Any]] | None) -> str:
+    return "\n".join(f"| {r['dataset']} | {r.get('metric_name') or r['metric']} | {float(r['value']):.4f} |"
+                     for r in results or [])  # fmt: skip
+
+
+#: How each evaluation ``hf-mim finetune`` writes (its ``mode`` in ``all_results.json``) appears in a model-index.
+_MODES = {"knn": "kNN", "linear probe": "linear probe", "fine-tuning": "fine-tuning"}
+
+
+def eval_results_from_files(paths: list[str | os.PathLike]) -> list[dict[str, Any]]:
+    """Model-index rows from the ``all_results.json`` files of ``hf-mim finetune`` runs: kNN (``--knn``), linear
+    probe (``--linear_probe``) and fine-tuning top-1 (and top-5) accuracy, each with its dataset.
+
+    Raises:
+        ValueError: A file that is missing or holds no such result (naming it).
+    """
+    import json
+
+    rows = []
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"--eval_results {path}: no such file (an all_results.json written by hf-mim finetune).")
+        data = json.loads(path.read_text())
+        dataset = str(data.get("dataset") or "not recorded")
+        if "knn_accuracy" in data:
+            rows.append({"task_name": f"kNN (k={data.get('knn_k')}, frozen features)", "dataset": dataset,
+                         "metric": "accuracy", "metric_name": "kNN top-1", "value": data["knn_accuracy"]})  # fmt: skip
+        elif "eval_accuracy" in data:
+            mode = _MODES.get(data.get("mode"), "fine-tuning")
+            rows.append({"task_name": mode, "dataset": dataset, "metric": "accuracy", "metric_name": f"{mode} top-1",
+                         "value": data["eval_accuracy"], "split": "validation"})  # fmt: skip
+            if "eval_top5_accuracy" in data:
+                rows.append({"task_name": mode, "dataset": dataset, "metric": "top5_accuracy",
+                             "metric_name": f"{mode} top-5", "value": data["eval_top5_accuracy"],
+                             "split": "validation"})  # fmt: skip
+        else:
+            raise ValueError(f"--eval_results {path}: holds neither knn_accuracy nor eval_accuracy (files of "
+                             "hf-mim finetune, with or without --knn / --linear_probe).")  # fmt: skip
+    return rows
+
+
+def add_eval_results(folder: str | os.PathLike, paths: list[str | os.PathLike]) -> ModelCard:
+    """Adds the results of ``paths`` (:func:`eval_results_from_files`) to the model-index of ``folder/README.md``
+    (a card hf_mim wrote) and saves it; returns the card."""
+    from huggingface_hub import EvalResult
+
+    card_path = Path(folder) / "README.md"
+    if not card_path.is_file():
+        raise ValueError(f"{folder} has no README.md (model card) to add evaluation results to.")
+    card = ModelCard.load(card_path)
+    rows = eval_results_from_files(paths)
+    new = [EvalResult(task_type="image-classification", task_name=r["task_name"], dataset_type=r["dataset"],
+                      dataset_name=r["dataset"], metric_type=r["metric"], metric_name=r["metric_name"],
+                      metric_value=float(r["value"]), dataset_split=r.get("split")) for r in rows]  # fmt: skip
+    card.data.eval_results = [*(card.data.eval_results or []), *new]
+    card.data.model_name = card.data.model_name or Path(folder).name
+    card.save(card_path)
+    return card
+
+
+def pretraining_repo_id(name_or_path: str | os.PathLike) -> str | None:
+    """The Hub id of an hf_mim checkpoint, for the ``base_model`` of what is made from it: ``name_or_path`` itself
+    when it is a Hub id, else the ``hub_model_id`` its run was pushed to (``training_args.json``), else None."""
+    import json
+
+    if hub_id(name_or_path) is not None:
+        return str(name_or_path)
+    record = Path(name_or_path) / "training_args.json"
+    if record.is_file():
+        arguments = json.loads(record.read_text()).get("arguments", {})
+        return hub_id(arguments.get("hub_model_id"))
+    return None
+
+
 def _architecture(config) -> str:
+    source = backbone_source(config)
+    if source:  # a wrapped released class
+        sizes = encoder_sizes(config.encoder_config)
+        return (f"{source['class']} (hidden {sizes['hidden_size']}, {sizes['num_hidden_layers']} layers), patch "
+                f"{config.encoder_config.patch_size}, {sizes['image_size']} px")  # fmt: skip
     encoder = getattr(config, "encoder_config", None)  # a nested transformers encoder (SimMIM)
     if encoder is not None:
         if getattr(config, "backbone", None) == "swin":

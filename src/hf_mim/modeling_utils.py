@@ -7,8 +7,9 @@ encoder exports to a plain ``ViTModel`` by renaming a prefix only.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -170,6 +171,9 @@ class MaskedViTEncoder(nn.Module):
         use_mask_token: Create the ``[MASK]`` token (pretraining) or not.
     """
 
+    #: Its outputs start with a ``[CLS]`` token (as :class:`hf_mim.backbones.BackboneEncoder` declares for its own).
+    has_cls_token = True
+
     def __init__(self, config, use_mask_token: bool = True):
         super().__init__()
         self.config = config
@@ -220,6 +224,20 @@ class MaskedViTEncoder(nn.Module):
             if output_hidden_states:
                 all_hidden = all_hidden + (hidden_states,)
         return self.layernorm(hidden_states), all_hidden
+
+
+@contextlib.contextmanager
+def kept_swin_windows(module: nn.Module):
+    """Runs a forward of ``module`` and restores every Swin layer's window and shift afterwards: transformers'
+    ``SwinLayer`` shrinks its window (and drops its shift) for the first input smaller than the window and keeps it
+    for every later call."""
+    layers = [m for m in module.modules() if hasattr(m, "set_shift_and_window_size")]
+    windows = [(layer, layer.window_size, layer.shift_size) for layer in layers]
+    try:
+        yield
+    finally:
+        for layer, window, shift in windows:
+            layer.window_size, layer.shift_size = window, shift
 
 
 def pool_tokens(last_hidden_state: torch.Tensor, pooling: str, has_cls_token: bool = True) -> torch.Tensor:
@@ -372,25 +390,52 @@ class ResolutionMixin:
     @classmethod
     def resize_state_dict(cls, state: dict[str, torch.Tensor], saved_config, model) -> dict[str, torch.Tensor]:
         """``state`` (this class's weights at ``saved_config``'s geometry) for ``model`` (a new instance at another
-        geometry, whose own values serve for the fixed tables and index buffers).
+        geometry, whose own values serve for the fixed tables and index buffers). A submodule that declares its own
+        ``fixed_position_tables`` (a wrapped transformers encoder, :mod:`hf_mim.backbones`) decides for its keys.
 
         Raises:
             ValueError: A tensor whose shape changed is no position table (named).
         """
-        expected = model.state_dict()
-        old_grid, new_grid = _grid(saved_config), _grid(model.config)
-        out = {}
-        for key, value in state.items():
-            if key not in expected or expected[key].shape == value.shape:
-                out[key] = value
-            elif key.endswith((*cls._fixed_position_tables, "relative_position_index")):
-                out[key] = expected[key].clone()  # a fixed function of the grid or window: the new model's
-            elif key.endswith("position_embeddings") and value.ndim == 3:
-                out[key] = resize_absolute_positions(value, old_grid, new_grid)
-            elif key.endswith("relative_position_bias_table"):
-                out[key] = resize_relative_position_table(value, expected[key].shape[0])
-            else:
-                raise ValueError(f"{key} has shape {tuple(value.shape)} in the checkpoint and "
-                                 f"{tuple(expected[key].shape)} at the new resolution, and is no position table "
-                                 "that can be resized.")  # fmt: skip
-        return out
+        own = {f"{name}.": module.fixed_position_tables for name, module in model.named_modules()
+               if name and hasattr(module, "fixed_position_tables")}  # fmt: skip
+
+        def fixed(key: str) -> tuple[str, ...]:
+            return next(
+                (tables for prefix, tables in own.items() if key.startswith(prefix)), cls._fixed_position_tables
+            )
+
+        return resize_position_tables(state, _grid(saved_config), _grid(model.config), model.state_dict(), fixed)
+
+
+def resize_position_tables(
+    state: dict[str, torch.Tensor],
+    old_grid: tuple[int, int],
+    new_grid: tuple[int, int],
+    expected: dict[str, torch.Tensor],
+    fixed: Callable[[str], tuple[str, ...]] | tuple[str, ...] = (),
+) -> dict[str, torch.Tensor]:
+    """The one rule for weights at another patch grid: ``state`` (at ``old_grid``) for a model whose own state dict
+    is ``expected`` (at ``new_grid``). Learned absolute positions are resized bicubically ([CLS] and other leading
+    tokens kept, :func:`resize_absolute_positions`), relative position bias tables bicubically over the offsets
+    (:func:`resize_relative_position_table`); tables that are a fixed function of the grid (names ending with one of
+    ``fixed``, or ``fixed(key)``) and relative position indices take the new model's values.
+
+    Raises:
+        ValueError: A tensor whose shape changed is no position table (named).
+    """
+    out = {}
+    for key, value in state.items():
+        tables = fixed(key) if callable(fixed) else fixed
+        if key not in expected or expected[key].shape == value.shape:
+            out[key] = value
+        elif key.endswith((*tables, "relative_position_index")):
+            out[key] = expected[key].clone()  # a fixed function of the grid or window: the new model's
+        elif key.endswith("position_embeddings") and value.ndim == 3:
+            out[key] = resize_absolute_positions(value, old_grid, new_grid)
+        elif key.endswith("relative_position_bias_table"):
+            out[key] = resize_relative_position_table(value, expected[key].shape[0])
+        else:
+            raise ValueError(f"{key} has shape {tuple(value.shape)} in the checkpoint and "
+                             f"{tuple(expected[key].shape)} at the new resolution, and is no position table "
+                             "that can be resized.")  # fmt: skip
+    return out

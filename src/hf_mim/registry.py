@@ -75,6 +75,12 @@ class ModelSpec:
     transformers_loader: Any = None
     picture_panels: Callable[..., list] | None = None
 
+    @property
+    def backbone_types(self) -> tuple[str, ...]:
+        """The transformers encoder classes (``model_type`` s) the method can start from (``from_backbone``,
+        ``--init_from``): its config class's ``backbone_types``, declared in the method package."""
+        return tuple(getattr(self.config_class, "backbone_types", ()))
+
     def main_recipe(self, stage: str, backbone: str | None = None) -> str:
         """The name of the recipe a named model of this method gets at ``stage`` without ``--recipe``."""
         if backbone and f"{stage}/{backbone}" in self.main_recipes:

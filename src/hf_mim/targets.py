@@ -19,6 +19,7 @@ __all__ = [
     "HOGFeatures",
     "PatchTargets",
     "check_target_config",
+    "hog_cell_size_for",
     "normalize_patches",
     "patchify",
     "target_dim",
@@ -278,6 +279,14 @@ def check_target_config(config, targets: tuple[str, ...] = PATCH_TARGETS) -> Non
                              "folder or Hub id) whose patch tokens are the targets.")  # fmt: skip
         if config.teacher_hidden_size is None:
             config.teacher_hidden_size = int(_teacher_vision_config(config.teacher_name_or_path).hidden_size)
+
+
+def hog_cell_size_for(patch_size: int) -> int:
+    """The HOG cell of a model whose patches (prediction units) are ``patch_size`` pixels: two cells per side, as the
+    paper's 8 px cells in 16 px patches (14 px DINOv2 patches: 7 px cells; 32 px Swin outputs: 16 px), one cell for an
+    odd size."""
+    _check_positive_int("patch_size", patch_size)
+    return patch_size // 2 if patch_size % 2 == 0 else patch_size
 
 
 def target_dim(config, kind: str | None = None) -> int:

@@ -101,6 +101,36 @@ def test_knn_mode_scores_frozen_features_without_training(cifar_parquet, tmp_pat
     assert not (tmp_path / "bad").exists()
 
 
+def test_knn_of_a_plain_backbone_equals_the_knn_of_the_model_started_from_it(cifar_parquet, tmp_path):
+    """The baseline of a continued pretraining: a plain transformers encoder scores with the features an hf_mim model
+    wrapping it pools (the mean patch token), so before any step both give the same kNN accuracy; it cannot be
+    fine-tuned here."""
+    from transformers import AutoModel, DeiTConfig
+    from transformers import ViTImageProcessorPil as ViTImageProcessor
+
+    torch.manual_seed(0)
+    AutoModel.from_config(DeiTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                                     image_size=32, patch_size=8)).save_pretrained(tmp_path / "deit")  # fmt: skip
+    ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=[0.5] * 3, image_std=[0.5] * 3).save_pretrained(
+        tmp_path / "deit"
+    )
+    started = get_model_spec("maskfeat").pretraining_class.from_backbone(str(tmp_path / "deit"))
+    started.save_pretrained(tmp_path / "started")
+    get_model_spec("maskfeat").image_processor_class.from_model_config(started.config).save_pretrained(
+        tmp_path / "started"
+    )
+    scores = {}
+    for name in ("deit", "started"):
+        args = ["--model_name_or_path", str(tmp_path / name), "--data_files", str(cifar_parquet), "--output_dir",
+                str(tmp_path / f"knn-{name}"), "--knn", "--knn_k", "5", "--use_cpu", "--report_to", "none"]  # fmt: skip
+        scores[name] = finetune.main(args)["knn_accuracy"]
+    assert scores["deit"] == scores["started"]
+    assert json.loads((tmp_path / "knn-deit" / "all_results.json").read_text())["mode"] == "knn"
+    with pytest.raises(ValueError, match="plain transformers DeiTModel, not an hf_mim checkpoint: .* with --knn"):
+        finetune.main(["--model_name_or_path", str(tmp_path / "deit"), "--data_files", str(cifar_parquet),
+                       "--output_dir", str(tmp_path / "ft"), "--use_cpu"])  # fmt: skip
+
+
 @pytest.mark.parametrize("method", ["maskfeat", "simmim", "hpm"])
 def test_finetune_recipe_with_full_augmentation_two_steps_and_reload(method, cifar10_file, tmp_path):
     """The method's paper recipe (RandAugment, random erasing, mixup/cutmix, label smoothing, drop path, fc_norm,

@@ -143,8 +143,54 @@ def test_bad_combinations_name_the_argument(kwargs, message):
         ({"push_to_hub": True}, "--hub_model_id"),
         ({"method": "beit"}, "--method must be one of"),
         ({"max_consecutive_nonfinite": 0}, "--max_consecutive_nonfinite must be >= 1"),
+        ({"fsdp": True, "init_from": "org/vit"}, "--fsdp cannot shard a model started from a backbone"),
     ],
 )
 def test_arguments_are_checked_when_made(kwargs, message):
     with pytest.raises(ValueError, match=message):
         PretrainingArguments(**kwargs)
+
+
+# -------------------------------------------------------------------------------------- --init_from (a backbone)
+
+
+@pytest.fixture(scope="module")
+def backbones(tmp_path_factory):
+    """Configs of released backbones (a Swin, a ViTMAE and a ConvNeXt), saved as a checkpoint's config would be."""
+    from transformers import ConvNextConfig, SwinConfig, ViTMAEConfig
+
+    root = tmp_path_factory.mktemp("backbones")
+    configs = {"swin": SwinConfig(image_size=32, patch_size=2, embed_dim=16, depths=[1, 1], num_heads=[2, 2],
+                                  window_size=4),  # fmt: skip
+               "vit_mae": ViTMAEConfig(**_VIT), "convnext": ConvNextConfig()}  # fmt: skip
+    for name, config in configs.items():
+        config.save_pretrained(root / name)
+    return root
+
+
+def test_init_from_picks_the_recipe_of_the_backbone_and_leaves_its_masking_to_the_method(backbones):
+    plan = resolve_pretraining(PretrainingArguments(method="simmim", init_from=str(backbones / "swin")), 1)
+    assert plan.recipe == "simmim-swin-b-800ep" and plan.preset is None
+    assert not plan.config_overrides  # the backbone sizes its model; the implicit recipe sets the optimisation only
+    explicit = resolve_pretraining(PretrainingArguments(method="simmim", init_from=str(backbones / "swin"),
+                                                        recipe="simmim-swin-b-800ep"), 1)  # fmt: skip
+    assert explicit.config_overrides["mask_patch_size"] == 32  # an explicit recipe's masking wins
+
+
+@pytest.mark.parametrize(
+    "method, backbone, message",
+    [
+        ("hpm", "swin", r"HPM cannot start from a SwinModel \(--init_from .*ViTModel, DeiTModel, Dinov2Model"),
+        ("maskfeat", "vit_mae", r"MaskFeat cannot start from a ViTMAEModel .*SwinModel\."),
+        ("simmim", "convnext", r"SimMIM cannot start from a ConvNextModel"),
+        ("maskfeat", "missing", r"--init_from .*missing: no checkpoint there"),
+    ],
+)
+def test_init_from_refuses_a_pairing_that_makes_no_sense_before_any_work(method, backbone, message, backbones):
+    with pytest.raises(ValueError, match=message):
+        resolve_pretraining(PretrainingArguments(method=method, init_from=str(backbones / backbone)), 1)
+
+
+def test_init_from_is_one_of_the_model_sources():
+    with pytest.raises(ValueError, match="at most one of --preset, --config_file, --model_name_or_path, --init_from"):
+        PretrainingArguments(preset="test", init_from="org/vit")

@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("finetune", "fine-tune or linearly probe a checkpoint for classification with Trainer"),
     "convert": ("convert", "convert transformers / official checkpoints into hf_mim checkpoints"),
     "analyze": ("analyze", "attention distance / entropy / head diversity, layer CKA, mask AvgDist"),
-    "export": ("export", "write the encoder as a plain transformers ViTModel / SwinModel"),
+    "export": ("export", "write the encoder as a plain transformers model (the class a run started from)"),
     "push": ("push", "upload a finished output folder to the Hub"),
     "env": ("env", "print versions and devices, for bug reports"),
 }

@@ -58,6 +58,12 @@ class PretrainingArguments:
     model_name_or_path: str | None = field(
         default=None, **_help("continue pretraining from a checkpoint of the same method (local folder or Hub id)")
     )
+    init_from: str | None = field(
+        default=None,
+        **_help("start from a released transformers vision backbone (Hub id or local folder: ViT, DeiT, DINOv2, BEiT, "
+                "Swin, ViTMAE as the method supports): the method is built around its weights, and hf-mim export gives "
+                "that class back; the resolution is encoder_config.image_size in --config_overrides"),
+    )  # fmt: skip
     # -- data ----------------------------------------------------------------------------------------------
     dataset_name: str | None = field(default=None, **_help("a Hub dataset id"))
     dataset_config: str | None = field(default=None, **_help("the Hub dataset's configuration"))
@@ -165,8 +171,8 @@ class PretrainingArguments:
             raise ValueError("--push_to_hub needs --hub_model_id")
         if sum(bool(x) for x in (self.dataset_name, self.train_dir, self.data_files)) > 1:
             raise ValueError("give at most one of --dataset_name, --train_dir, --data_files")
-        if sum(bool(x) for x in (self.preset, self.config_file, self.model_name_or_path)) > 1:
-            raise ValueError("give at most one of --preset, --config_file, --model_name_or_path")
+        if sum(bool(x) for x in (self.preset, self.config_file, self.model_name_or_path, self.init_from)) > 1:
+            raise ValueError("give at most one of --preset, --config_file, --model_name_or_path, --init_from")
         if self.method is not None and self.method not in list_models():
             raise ValueError(f"--method must be one of {list_models()}, got {self.method!r}")
         if self.attn_implementation is not None and self.attn_implementation not in ATTENTION_KERNELS:
@@ -201,6 +207,9 @@ class PretrainingArguments:
         if self.skip_corrupt_images and self.streaming:
             raise ValueError("--skip_corrupt_images needs a map-style dataset: it checks every row before training, "
                              "which a stream cannot do (leave out --streaming)")  # fmt: skip
+        if self.fsdp and self.init_from:
+            raise ValueError("--fsdp cannot shard a model started from a backbone (--init_from) yet: its sharding units "
+                             "are the method's own block classes; train it with DDP (accelerate launch / torchrun)")  # fmt: skip
         if self.fsdp:
             import torch
 

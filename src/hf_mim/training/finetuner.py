@@ -16,14 +16,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification, Trainer, TrainingArguments
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForImageClassification,
+    Trainer,
+    TrainingArguments,
+)
 
+from ..backbones import class_name
 from ..evaluation import extract_features, knn_accuracy
 from ..export import bundle_remote_code
-from ..hub import push_folder, render_model_card
+from ..hub import pretraining_repo_id, push_folder, render_model_card
 from ..image_processing import MaskedImageProcessor
 from ..metrics import load_metric
 from ..modeling_utils import encoder_config, normalization
+from ..registry import list_models
 from .arguments import ATTENTION_KERNELS
 from .augmentation import FinetuneAugmentation
 from .builders import load_checkpoint_config, set_attention
@@ -202,7 +211,12 @@ def finetune(args: FinetuneArguments, train_args: TrainingArguments, explicit: s
     """
     pretrained = load_checkpoint_config(args.model_name_or_path)
     method = pretrained.model_type
-    # resolved copies: nothing the caller passed is changed
+    plain = method not in list_models()  # a transformers encoder: the starting point of a continued pretraining
+    if plain and not (args.knn and args.recipe is None):
+        raise ValueError(f"--model_name_or_path {args.model_name_or_path} is a plain transformers "
+                         f"{class_name(method)}, not an hf_mim checkpoint: hf-mim finetune evaluates it with --knn "
+                         "(no --recipe), e.g. as the baseline of a continued pretraining; to train it, continue its "
+                         "pretraining with hf-mim pretrain --init_from, or fine-tune transformers' own classes.")  # fmt: skip    # resolved copies: nothing the caller passed is changed
     args, train_args, recipe = resolve_finetune_recipe(args, train_args, method, getattr(pretrained, "backbone", None),
                                                        explicit)  # fmt: skip
     # another resolution or window is checked against the checkpoint before any data is read
@@ -238,22 +252,30 @@ def finetune(args: FinetuneArguments, train_args: TrainingArguments, explicit: s
         id2label=dict(enumerate(labels)), label2id={name: i for i, name in enumerate(labels)},
     )  # fmt: skip
     finetuning_config(config, args.drop_path_rate, args.use_fc_norm, args.image_size, args.window_size)
-    # another resolution: hf_mim models interpolate what depends on it (modeling_utils.ResolutionMixin)
-    model = AutoModelForImageClassification.from_pretrained(args.model_name_or_path, config=config)
+    if plain:  # kNN only: its positions are interpolated for another input size
+        model = AutoModel.from_pretrained(args.model_name_or_path)
+    else:  # another resolution: hf_mim models interpolate what depends on it (modeling_utils.ResolutionMixin)
+        model = AutoModelForImageClassification.from_pretrained(args.model_name_or_path, config=config)
     set_attention(model, args.attn_implementation)
     if recipe is not None:
         init_classifier(model, recipe.get("head_init"), recipe.get("fc_norm_init"))
-    base = getattr(model, model.base_model_prefix)
     if args.linear_probe:
-        base.requires_grad_(False)
+        model.base_model.requires_grad_(False)
     channels = encoder_config(model.config).num_channels
     try:
         source = AutoImageProcessor.from_pretrained(args.model_name_or_path)
+    except (OSError, ValueError):
+        source = None
+    if isinstance(source, MaskedImageProcessor):
         image_size, patch_size = source.image_size, source.patch_size
         mean, std = source.image_mean, source.image_std
-    except (OSError, ValueError):
-        image_size, patch_size = model.config.image_size, model.config.patch_size
+    else:  # no processor, or a plain encoder's: the model's geometry with the processor's statistics
+        geometry = encoder_config(model.config)
+        image_size = geometry.image_size if isinstance(geometry.image_size, int) else geometry.image_size[0]
+        patch_size = geometry.patch_size if isinstance(geometry.patch_size, int) else geometry.patch_size[0]
         mean, std = normalization(model.config)
+        if getattr(source, "image_mean", None) is not None:
+            mean, std = source.image_mean, source.image_std
     processor = MaskedImageProcessor(
         image_size=args.image_size or image_size,
         patch_size=patch_size,
@@ -305,7 +327,8 @@ def finetune(args: FinetuneArguments, train_args: TrainingArguments, explicit: s
         trainer = Trainer(model=model, args=train_args, train_dataset=train_ds, eval_dataset=eval_ds,
                           compute_metrics=compute_metrics, optimizers=optimizers)  # fmt: skip
     result = trainer.train(resume_from_checkpoint=train_args.resume_from_checkpoint)
-    metrics = {**result.metrics, **trainer.evaluate()}
+    metrics = {**result.metrics, **trainer.evaluate(), "mode": "linear probe" if args.linear_probe else "fine-tuning",
+               "dataset": description}  # fmt: skip
     output_dir = Path(train_args.output_dir)
     if trainer.is_world_process_zero():
         (output_dir / COMPLETION_FILE).unlink(missing_ok=True)
@@ -334,9 +357,9 @@ def finetune(args: FinetuneArguments, train_args: TrainingArguments, explicit: s
             "pretrained checkpoint": args.model_name_or_path,
         }
         model_id = args.hub_model_id_card or train_args.hub_model_id or output_dir.name
-        card = render_model_card(
-            method, model_id, model.config, hyper, description, results, pipeline_tag="image-classification"
-        )
+        card = render_model_card(method, model_id, model.config, hyper, description, results,
+                                 pipeline_tag="image-classification",
+                                 base_model=pretraining_repo_id(args.model_name_or_path))  # fmt: skip
         card.save(output_dir / "README.md")
         write_json_atomic(output_dir / COMPLETION_FILE, metrics)  # last: marks the folder complete
         print(
@@ -382,7 +405,7 @@ def knn_evaluation(args, model, processor, train, evaluation, output_dir: Path, 
     k = min(args.knn_k, len(train_features))
     accuracy = knn_accuracy(train_features, train[args.label_column], eval_features, evaluation[args.label_column],
                             k=k, temperature=args.knn_temperature or None)  # fmt: skip
-    metrics = {"knn_accuracy": accuracy, "knn_k": k, "knn_temperature": args.knn_temperature,
+    metrics = {"mode": "knn", "knn_accuracy": accuracy, "knn_k": k, "knn_temperature": args.knn_temperature,
                "train_rows": len(train), "eval_rows": len(evaluation), "dataset": description}  # fmt: skip
     output_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(output_dir / COMPLETION_FILE, metrics)

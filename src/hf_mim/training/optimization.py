@@ -60,8 +60,9 @@ def scaled_learning_rate(base_learning_rate: float, total_batch_size: int, metho
     return base_learning_rate * total_batch_size / get_model_spec(method).lr_scale_batch
 
 
-# "encoder.layers.3." (ViT block 3) or "encoder.layers.1.blocks.2." (Swin stage 1, block 2)
-_BLOCK = re.compile(r"encoder\.layers\.(\d+)\.(?:blocks\.(\d+)\.)?")
+# "encoder.layers.3." (ViT block 3), "encoder.layers.1.blocks.2." (Swin stage 1, block 2), and the blocks of a
+# wrapped transformers encoder: "encoder.model.layers.3." (ViT, DeiT), "encoder.model.encoder.layer.3." (DINOv2)
+_BLOCK = re.compile(r"encoder\.(?:model\.(?:encoder\.)?)?layers?\.(\d+)\.(?:blocks\.(\d+)\.)?")
 _EMBEDDING_KEYS = ("embeddings", "cls_token", "mask_token", "position_embeddings")
 
 

@@ -29,6 +29,7 @@ from accelerate.utils import DataLoaderConfiguration, DistributedType, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ..backbones import backbone_source
 from ..evaluation import trivial_baseline
 from ..export import bundle_remote_code
 from ..hub import push_folder, render_model_card
@@ -488,8 +489,14 @@ class Pretrainer:
                 f"{lrs['min_lr']:.3g}, {metrics['train_steps']} steps, gradient clipping {plan.max_grad_norm or 'off'}",
                 "mixed precision": a.mixed_precision,
             }
+            source = backbone_source(unwrapped.config)
+            if source:  # continued pretraining: the card's base_model is the backbone (when it is a Hub id)
+                where = source.get("name_or_path") or (f"a local folder ({Path(a.init_from).name})" if a.init_from
+                                                       else "a model object")  # fmt: skip
+                hyper = {"started from": f"{source['class']} {where}", **hyper}
             card = render_model_card(plan.method, a.hub_model_id or output_dir.name, unwrapped.config, hyper,
-                                     a.dataset_name or self.dataset_description)  # fmt: skip
+                                     a.dataset_name or self.dataset_description,
+                                     base_model=source.get("name_or_path"))  # fmt: skip
             card.save(output_dir / "README.md")
             checkpointing.write_json_atomic(output_dir / checkpointing.COMPLETION_FILE, metrics)
         accelerator.wait_for_everyone()

@@ -1,6 +1,11 @@
 """One step from what the user gave to what a run uses: flags + config file + preset + checkpoint config + recipe ->
 an immutable :class:`ResolvedPretraining`, by :func:`resolve_pretraining`.
 
+A run started from a released backbone (``--init_from``) builds a new model whose encoder is the backbone's class:
+its sizes are the backbone's, the method's settings for it come from the method's config
+(``encoder_defaults``), and an implicit main recipe then sets only the optimisation (an explicit ``--recipe`` still
+sets its masking).
+
 Precedence, for every value (:func:`first_set` is the one rule; :func:`config_layers` orders a config's sources): an
 explicit flag, then ``--config_overrides``, then the config file, then the preset (or the checkpoint's config), then
 the recipe, then the CPU demo's defaults (or the config class's defaults). The main recipe a named model gets
@@ -178,6 +183,14 @@ def _model_sources(args: PretrainingArguments, method: str, preset: str | None) 
         from .builders import load_checkpoint_config
 
         sources["checkpoint config"] = load_checkpoint_config(args.model_name_or_path).to_dict()
+    if args.init_from:  # checked before any weights are read; its model_type picks a recipe variant (Swin)
+        from ..backbones import check_backbone
+        from .builders import load_checkpoint_config
+
+        found = load_checkpoint_config(args.init_from, flag="--init_from").model_type
+        check_backbone(found, tuple(spec.config_class.backbone_types), spec.config_class.__name__.removesuffix("Config"),
+                       f"--init_from {args.init_from}")  # fmt: skip
+        sources["backbone"] = {"backbone": found}
     return sources
 
 
@@ -239,9 +252,13 @@ class ResolvedPretraining:
     # -- building what the run needs ----------------------------------------------------------------------
     def build_model(self):
         """The pretraining model: continued from ``--model_name_or_path`` (checked to be of the method before any
-        weights are read), else new from the config file / preset with :attr:`config_overrides`."""
+        weights are read), built around the backbone of ``--init_from`` with :attr:`config_overrides`
+        (``from_backbone``), else new from the config file / preset with :attr:`config_overrides`."""
         from .builders import build_config, build_model
 
+        if self.args.init_from:
+            spec = get_model_spec(self.method)
+            return spec.pretraining_class.from_backbone(self.args.init_from, **_thawed(dict(self.config_overrides)))
         if self.args.model_name_or_path:
             return build_model(self.method, model_name_or_path=self.args.model_name_or_path)
         config = build_config(self.method, preset=self.preset, config_file=self.args.config_file,
@@ -293,7 +310,7 @@ class ResolvedPretraining:
             "recipe": self.recipe or "demo",
             "method": self.method,
             "model": {"class": type(model).__name__, "preset": self.preset, "config_file": self.args.config_file,
-                      "model_name_or_path": self.args.model_name_or_path,
+                      "model_name_or_path": self.args.model_name_or_path, "init_from": self.args.init_from,
                       "parameters": sum(p.numel() for p in model.parameters())},
             "batch": {"total": self.total_batch_size, "per_device": v["per_device_train_batch_size"],
                       "gradient_accumulation_steps": self.args.gradient_accumulation_steps,
@@ -361,8 +378,8 @@ def resolve_pretraining(
     if model_config is not None:
         if method and method != model_config.model_type:
             raise ValueError(f"The model is a {model_config.model_type!r} model, but --method is {method!r}.")
-        if preset or args.config_file or args.model_name_or_path or args.config_overrides:
-            raise ValueError("A model was given: --preset, --config_file, --model_name_or_path and "
+        if preset or args.config_file or args.model_name_or_path or args.init_from or args.config_overrides:
+            raise ValueError("A model was given: --preset, --config_file, --model_name_or_path, --init_from and "
                              "--config_overrides describe a model to build and cannot apply to it.")  # fmt: skip
         method = model_config.model_type
     if args.recipe:
@@ -370,11 +387,13 @@ def resolve_pretraining(
         if method and method != recipe.method:
             raise ValueError(f"--recipe {args.recipe} is a {recipe.method} recipe, but --method is {method!r}.")
         method = recipe.method
-        if not (preset or args.config_file or args.model_name_or_path or model_config is not None):
+        if not (preset or args.config_file or args.model_name_or_path or args.init_from or model_config is not None):
             preset = recipe["preset"]
     method = method or DEFAULT_METHOD
     spec = get_model_spec(method)
-    named_model = bool(args.config_file or args.model_name_or_path or preset or model_config is not None)
+    named_model = bool(
+        args.config_file or args.model_name_or_path or args.init_from or preset or model_config is not None
+    )
     if not named_model:
         preset = spec.demo_preset
     model_sources = _model_sources(args, method, preset)
@@ -430,7 +449,9 @@ def resolve_pretraining(
 
     # -- config of a new model: overrides > config file > preset > (checkpoint) > recipe ---------------------
     overrides = parse_config_overrides(args.config_overrides, method)
-    if recipe is not None and not args.model_name_or_path and model_config is None:
+    # a backbone sizes its own model: an implicit main recipe leaves its masking alone
+    from_recipe = recipe is not None and (bool(args.recipe) or not args.init_from)
+    if from_recipe and not args.model_name_or_path and model_config is None:
         for key in RECIPE_CONFIG_KEYS:
             if key in recipe.values:
                 value, source = first_set(key, config_layers(overrides, model_sources, {key: recipe[key]},

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from ...backbones import output_stride
 from ...configuration_utils import VIT_SIZES, ViTEncoderConfig
 from ...modeling_utils import check_choice
-from ...targets import check_target_config, target_dim
+from ...targets import check_target_config, hog_cell_size_for, target_dim
 
 
 def _decoder(hidden: int, layers: int, heads: int, intermediate: int) -> dict[str, int]:
@@ -60,10 +61,14 @@ class HPMConfig(ViTEncoderConfig):
             final LayerNorm, then that LayerNorm (SlowFast's USE_MEAN_POOLING, MAE's global_pool fc_norm). Needs
             ``pooling="mean"``; the fine-tuning recipes turn it on.
         initializer_range: Std of the normal initialisation of tokens.
+        encoder_config: A transformers ViT, DeiT, DINOv2 (with or without registers) or ViTMAE config to wrap instead
+            of MAE's own ViT (``HPMForPreTraining.from_backbone``): it encodes the visible patches only, with its own
+            (learned or fixed) positions; the decoder keeps MAE's sin-cos ones.
     """
 
     model_type = "hpm"
     presets: ClassVar[dict[str, dict[str, Any]]] = HPM_PRESETS
+    backbone_types: ClassVar[tuple[str, ...]] = ("vit", "deit", "dinov2", "dinov2_with_registers", "vit_mae")
 
     decoder_hidden_size: int = 512
     decoder_num_hidden_layers: int = 8
@@ -90,6 +95,7 @@ class HPMConfig(ViTEncoderConfig):
     feature_loss: str = "l2"
 
     def __post_init__(self, **kwargs):
+        self.use_encoder_config()
         check_target_config(self)
         check_choice("loss_predictor_loss", self.loss_predictor_loss, ("relative", "mse"))
         check_choice("pooling", self.pooling, ("mean", "cls"))
@@ -116,6 +122,11 @@ class HPMConfig(ViTEncoderConfig):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"`{name}` must be in [0, 1], got {getattr(self, name)!r}.")
         super().__post_init__(**kwargs)
+
+    @classmethod
+    def encoder_defaults(cls, encoder_config) -> dict[str, Any]:
+        """For a wrapped encoder: HOG cells (``target="hog"``) that follow its patch size (two per side)."""
+        return {"hog_cell_size": hog_cell_size_for(output_stride(encoder_config))}
 
     @property
     def num_masked(self) -> int:

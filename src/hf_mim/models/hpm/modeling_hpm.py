@@ -21,6 +21,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.models.vit_mae.modeling_vit_mae import ViTMAEPatchEmbeddings, build_2d_sinusoidal_position_embedding
 from transformers.utils import ModelOutput
 
+from ...backbones import BackboneMixin, VisiblePatchEncoder
 from ...losses import masked_mean, mse_loss_predictor_loss, relative_loss_predictor_loss
 from ...modeling_utils import (
     ClassifierMixin,
@@ -101,6 +102,8 @@ class MAEEmbeddings(nn.Module):
 class MAEEncoder(nn.Module):
     """MAE's ViT encoder: patch embedding + fixed sin-cos positions, ``[CLS]``, blocks on the visible patches only."""
 
+    has_cls_token = True
+
     def __init__(self, config: HPMConfig):
         super().__init__()
         self.config = config
@@ -136,6 +139,14 @@ class MAEEncoder(nn.Module):
         return self.layernorm(x) if final_norm else x
 
 
+def build_encoder(config: HPMConfig) -> nn.Module:
+    """MAE's own encoder, or the released class of a wrapped backbone encoding the visible patches only (the same
+    interface: ``(pixel_values, ids_keep=None, final_norm=True) -> [B, 1 + K, D]``)."""
+    if config.encoder_config is None:
+        return MAEEncoder(config)
+    return VisiblePatchEncoder(config.encoder_config, config._attn_implementation, config.initializer_range)
+
+
 def decoder_blocks(config: HPMConfig) -> nn.ModuleList:
     dec = decoder_config(config)
     return nn.ModuleList([ViTBlock(dec) for _ in range(config.decoder_num_hidden_layers)])
@@ -163,12 +174,12 @@ class HPMTeacher(nn.Module):
 
     def __init__(self, config: HPMConfig):
         super().__init__()
-        self.encoder = MAEEncoder(config)
+        self.encoder = build_encoder(config)
         self.decoder_embed = nn.Linear(config.hidden_size, config.decoder_hidden_size)
         self.loss_predictor = LossPredictor(config)
 
 
-class HPMPreTrainedModel(ResolutionMixin, PreTrainedModel):
+class HPMPreTrainedModel(ResolutionMixin, BackboneMixin, PreTrainedModel):
     config_class = HPMConfig
     config: HPMConfig
     base_model_prefix = "hpm"
@@ -209,7 +220,7 @@ class HPMModel(HPMPreTrainedModel):
 
     def __init__(self, config: HPMConfig):
         super().__init__(config)
-        self.encoder = MAEEncoder(config)
+        self.encoder = build_encoder(config)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
@@ -303,6 +314,14 @@ class HPMForPreTraining(HPMPreTrainedModel):
         if self.teacher is not None:
             self.teacher.requires_grad_(False)
             self.reset_teacher()
+
+    @classmethod
+    def from_backbone(cls, *args, **kwargs):
+        """As :meth:`hf_mim.backbones.BackboneMixin.from_backbone`; the teacher starts as a copy of the student."""
+        model = super().from_backbone(*args, **kwargs)
+        if model.teacher is not None:
+            model.reset_teacher()
+        return model
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):

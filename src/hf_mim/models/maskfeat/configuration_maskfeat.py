@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from ...backbones import backbone_type, output_stride
 from ...configuration_utils import VIT_SIZES, ViTEncoderConfig
 from ...modeling_utils import check_choice
-from ...targets import check_target_config, target_dim
+from ...targets import check_target_config, hog_cell_size_for, target_dim
 
 # ViT sizes of the MaskFeat paper's image experiments (ViT-B/L) plus the usual smaller ViTs.
 MASKFEAT_PRESETS: dict[str, dict[str, Any]] = {
@@ -48,10 +49,14 @@ class MaskFeatConfig(ViTEncoderConfig):
         use_fc_norm: Classification head of the papers' fine-tuning: the mean of the patch tokens *before* the
             final LayerNorm, then that LayerNorm (SlowFast's USE_MEAN_POOLING, MAE's global_pool fc_norm). Needs
             ``pooling="mean"``; the fine-tuning recipes turn it on.
+        encoder_config: A transformers ViT, DeiT, DINOv2 (with or without registers), BEiT or Swin config to wrap
+            instead of the own ViT (``MaskFeatForPreTraining.from_backbone``); one prediction per output token, so
+            ``patch_size`` is the encoder's output stride (Swin: 32 px units, masked as a whole).
     """
 
     model_type = "maskfeat"
     presets: ClassVar[dict[str, dict[str, Any]]] = MASKFEAT_PRESETS
+    backbone_types: ClassVar[tuple[str, ...]] = ("vit", "deit", "dinov2", "dinov2_with_registers", "beit", "swin")
 
     hog_nbins: int = 9
     hog_cell_size: int = 8
@@ -70,8 +75,15 @@ class MaskFeatConfig(ViTEncoderConfig):
     feature_loss: str = "l2"
 
     def __post_init__(self, **kwargs):
+        self.use_encoder_config()
         check_target_config(self)
         check_choice("pooling", self.pooling, ("mean", "cls"))
+        if (
+            self.pooling == "cls"
+            and self.encoder_config is not None
+            and backbone_type(self.encoder_config.model_type).hierarchical
+        ):
+            raise ValueError("`pooling='cls'` needs a [CLS] token; this hierarchical encoder has none, use 'mean'.")
         if self.use_fc_norm and self.pooling != "mean":
             raise ValueError(f"`use_fc_norm=True` pools the mean of the patch tokens: it needs `pooling='mean'`, got "
                              f"{self.pooling!r}.")  # fmt: skip
@@ -81,6 +93,12 @@ class MaskFeatConfig(ViTEncoderConfig):
             raise ValueError(f"`mask_ratio` {self.mask_ratio} masks no patch of the {self.num_patches}: the loss "
                              "would be exactly 0; raise it.")  # fmt: skip
         super().__post_init__(**kwargs)
+
+    @classmethod
+    def encoder_defaults(cls, encoder_config) -> dict[str, Any]:
+        """For a wrapped encoder: HOG cells that follow its output stride (two per side, as 8 px cells in 16 px
+        patches; DINOv2's 14 px: 7 px)."""
+        return {"hog_cell_size": hog_cell_size_for(output_stride(encoder_config))}
 
     @property
     def target_dim(self) -> int:

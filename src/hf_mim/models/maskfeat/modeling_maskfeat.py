@@ -18,6 +18,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClass
 from transformers.models.vit.modeling_vit import ViTEmbeddings
 from transformers.utils import ModelOutput
 
+from ...backbones import BackboneEncoder, BackboneMixin
 from ...losses import masked_mean
 from ...modeling_utils import (
     ClassifierMixin,
@@ -68,7 +69,7 @@ class MaskFeatForPreTrainingOutput(ModelOutput):
     hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
-class MaskFeatPreTrainedModel(ResolutionMixin, PreTrainedModel):
+class MaskFeatPreTrainedModel(ResolutionMixin, BackboneMixin, PreTrainedModel):
     config_class = MaskFeatConfig
     config: MaskFeatConfig
     base_model_prefix = "maskfeat"
@@ -105,7 +106,11 @@ class MaskFeatModel(MaskFeatPreTrainedModel):
 
     def __init__(self, config: MaskFeatConfig, use_mask_token: bool = True):
         super().__init__(config)
-        self.encoder = MaskedViTEncoder(config, use_mask_token=use_mask_token)
+        if config.encoder_config is None:
+            self.encoder = MaskedViTEncoder(config, use_mask_token=use_mask_token)
+        else:  # the released class of a backbone (continued pretraining, from_backbone)
+            self.encoder = BackboneEncoder(config.encoder_config, use_mask_token, config._attn_implementation,
+                                           config.initializer_range)  # fmt: skip
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
@@ -123,18 +128,20 @@ class MaskFeatModel(MaskFeatPreTrainedModel):
         """Encodes ``pixel_values [B, C, H, W]``; ``bool_masked_pos [B, L]`` optionally masks patches.
 
         Returns:
-            ``last_hidden_state [B, 1 + L, D]`` (``[CLS]`` first), ``pooler_output [B, D]``, ``hidden_states``.
+            ``last_hidden_state [B, 1 + L, D]`` (``[CLS]`` first; a wrapped Swin: its ``L`` output tokens),
+            ``pooler_output [B, D]``, ``hidden_states``.
         """
         output_hidden_states = output_hidden_states or self.config.output_hidden_states
         fc_norm = self.config.use_fc_norm
         sequence, hidden_states = self.encoder(
             pixel_values, bool_masked_pos, interpolate_pos_encoding, output_hidden_states=bool(output_hidden_states) or fc_norm
         )  # fmt: skip
+        cls = self.encoder.has_cls_token
         if fc_norm:  # the last hidden state is the final block's output, before the LayerNorm
-            pooled = fc_norm_pool(hidden_states[-1], self.encoder.layernorm)
+            pooled = fc_norm_pool(hidden_states[-1], self.encoder.layernorm, has_cls_token=cls)
             hidden_states = hidden_states if output_hidden_states else None
         else:
-            pooled = pool_tokens(sequence, self.config.pooling)
+            pooled = pool_tokens(sequence, self.config.pooling, has_cls_token=cls)
         out = BaseModelOutputWithPooling(last_hidden_state=sequence, pooler_output=pooled, hidden_states=hidden_states)
         return out if return_dict is not False else out.to_tuple()
 
@@ -167,7 +174,7 @@ class MaskFeatForPreTraining(MaskFeatPreTrainedModel):
 
     def forward_decoder(self, sequence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Linear heads on the patch tokens: HOG ``[B, L, hog_dim]`` (and pixels ``[B, L, p^2 C]``)."""
-        patches = sequence[:, 1:]  # [B, L, D], drop [CLS]
+        patches = sequence[:, 1:] if self.maskfeat.encoder.has_cls_token else sequence  # [B, L, D], drop [CLS]
         pixels = self.pixel_head(patches) if self.pixel_head is not None else None
         return self.head(patches), pixels
 

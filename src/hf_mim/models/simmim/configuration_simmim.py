@@ -7,11 +7,16 @@ from typing import Any, ClassVar
 from transformers import AutoConfig, BeitConfig, PreTrainedConfig, SwinConfig, ViTConfig
 from transformers.configuration_utils import SubConfigSpec
 
+from ...backbones import as_backbone_config, backbone_type, check_backbone, encoder_sizes, output_stride
 from ...configuration_utils import VIT_SIZES
 from ...masking import SimMIMMaskGenerator
 from ...modeling_utils import check_choice, check_normalization, check_vit_sizes
 
-BACKBONES = ("vit", "swin", "beit")
+#: The encoders: hf_mim's ViT, transformers' Swin and BEiT classes, and ``auto`` (the transformers class of any
+#: supported ``encoder_config``, wrapped as released: continued pretraining, :mod:`hf_mim.backbones`).
+BACKBONES = ("vit", "swin", "beit", "auto")
+#: The ``model_type`` s an ``auto`` encoder may have.
+BACKBONE_TYPES = ("vit", "deit", "dinov2", "dinov2_with_registers", "beit", "swin")
 #: The paper's ablation switches (Xie et al., Tables 1-5), with the allowed values.
 MASK_STRATEGIES = ("random", "square", "blockwise")
 HEADS = ("linear", "mlp")
@@ -90,7 +95,10 @@ SIMMIM_PRESETS: dict[str, dict[str, Any]] = {
 
 
 def _check_encoder(backbone: str, encoder: PreTrainedConfig) -> None:
-    """Sizes a transformers ViT / Swin config accepts but that break the model (division by zero, NaN)."""
+    """Sizes a transformers ViT / Swin config accepts but that break the model (division by zero, NaN); a wrapped
+    class (``auto``) is the released one, checked by its own config."""
+    if backbone == "auto":
+        return
     if backbone in ("vit", "beit"):
         check_vit_sizes(encoder)
         return
@@ -114,9 +122,11 @@ class SimMIMConfig(PreTrainedConfig):
     r"""Configuration of SimMIM (Xie et al., CVPR 2022).
 
     Args:
-        backbone: ``"vit"`` (transformers' ViT, for interop with ``ViTForMaskedImageModeling``), ``"swin"``, or
+        backbone: ``"vit"`` (transformers' ViT, for interop with ``ViTForMaskedImageModeling``), ``"swin"``,
             ``"beit"`` (SimMIM's official ViT: transformers' ``BeitModel`` with a shared relative position bias,
-            layer scale and no absolute position embedding; presets ``beit-base`` / ``beit-large``); inferred from
+            layer scale and no absolute position embedding; presets ``beit-base`` / ``beit-large``), or ``"auto"``
+            (the transformers class of ``encoder_config`` -- ViT, DeiT, DINOv2 with or without registers, BEiT,
+            Swin -- wrapped as released, ``SimMIMForMaskedImageModeling.from_backbone``); inferred from
             ``encoder_config`` when omitted.
         encoder_config: The encoder's hyper-parameters, a transformers ``ViTConfig`` / ``SwinConfig`` (or a dict
             of its arguments). ViT configs may also carry ``drop_path_rate`` (stochastic depth).
@@ -153,6 +163,7 @@ class SimMIMConfig(PreTrainedConfig):
 
     model_type = "simmim"
     presets: ClassVar[dict[str, dict[str, Any]]] = SIMMIM_PRESETS
+    backbone_types: ClassVar[tuple[str, ...]] = BACKBONE_TYPES
     sub_configs_defaults = {"encoder_config": SubConfigSpec(AutoConfig, model_type="vit")}
 
     backbone: str | None = None
@@ -182,7 +193,15 @@ class SimMIMConfig(PreTrainedConfig):
                 self.backbone = encoder["model_type"]
             else:
                 self.backbone = "vit"
+            if self.backbone not in BACKBONES and self.backbone in BACKBONE_TYPES:
+                self.backbone = "auto"  # a class only hf_mim.backbones drives
         check_choice("backbone", self.backbone, BACKBONES)
+        if self.backbone == "auto":
+            if encoder is None:
+                raise ValueError(f"`backbone='auto'` wraps the transformers class of `encoder_config`: give one of "
+                                 f"{list(BACKBONE_TYPES)}.")  # fmt: skip
+            encoder = as_backbone_config(encoder)
+            check_backbone(encoder.model_type, BACKBONE_TYPES, "SimMIM", "encoder_config")
         if encoder is None:
             encoder = {}
         if isinstance(encoder, dict):
@@ -193,7 +212,7 @@ class SimMIMConfig(PreTrainedConfig):
                 )
             encoder_class = {"vit": ViTConfig, "swin": SwinConfig, "beit": BeitConfig}[self.backbone]
             encoder = encoder_class(**{k: v for k, v in encoder.items() if k != "model_type"})
-        if encoder.model_type != self.backbone:
+        if encoder.model_type != self.backbone and self.backbone != "auto":
             raise ValueError(
                 f"`encoder_config` is a {encoder.model_type!r} config but `backbone` is {self.backbone!r}."
             )
@@ -208,8 +227,9 @@ class SimMIMConfig(PreTrainedConfig):
         stride = self.expected_encoder_stride
         if self.encoder_stride is None:
             self.encoder_stride = stride
-            # keep transformers' own field consistent, for exports to its *ForMaskedImageModeling classes
-            encoder.encoder_stride = stride
+            if self.backbone != "auto" or hasattr(encoder, "encoder_stride"):
+                # keep transformers' own field consistent, for exports to its *ForMaskedImageModeling classes
+                encoder.encoder_stride = stride
         elif self.encoder_stride != stride:
             raise ValueError(
                 f"`encoder_stride` must be the encoder's output stride, {stride} for this {self.backbone} "
@@ -249,7 +269,7 @@ class SimMIMConfig(PreTrainedConfig):
         if self.mask_strategy == "random":  # refuses a mask that hides every cell (e.g. 32 px cells on 32 px images)
             SimMIMMaskGenerator(image_size, self.mask_patch_size, encoder.patch_size, self.mask_ratio)
         check_choice("pooling", self.pooling, ("mean", "cls"))
-        if self.use_fc_norm and self.backbone == "swin":
+        if self.use_fc_norm and self.backbone == "swin":  # (a wrapped Swin may: its norm then the mean)
             raise ValueError("`use_fc_norm=True` is for the ViT backbones; Swin's head is its final norm, then the mean "
                              "(`pooling='mean'`).")  # fmt: skip
         if self.backbone == "beit" and self.use_fc_norm != bool(encoder.use_mean_pooling):
@@ -261,14 +281,32 @@ class SimMIMConfig(PreTrainedConfig):
         if self.backbone == "beit" and encoder.use_mean_pooling and self.pooling != "mean":
             raise ValueError("`encoder_config.use_mean_pooling=True` (mean + fc_norm, the official fine-tuning head) "
                              f"needs `pooling='mean'`, got {self.pooling!r}.")  # fmt: skip
-        if self.backbone == "swin" and self.pooling == "cls":
+        if not self.has_cls_token and self.pooling == "cls":
             raise ValueError("`pooling='cls'` needs a [CLS] token; Swin has none, use 'mean'.")
         check_normalization(self, encoder.num_channels)
         super().__post_init__(**kwargs)
 
     @property
+    def has_cls_token(self) -> bool:
+        """The encoder's outputs start with a ``[CLS]`` token (not Swin's)."""
+        if self.backbone == "auto":
+            return not backbone_type(self.encoder_config.model_type).hierarchical
+        return self.backbone != "swin"
+
+    @classmethod
+    def encoder_defaults(cls, encoder_config) -> dict[str, Any]:
+        """For a wrapped encoder (``backbone="auto"``): masking cells of the multiple of its patch size nearest to the
+        paper's 32 px that divides the image in at least 2 x 2 cells (DINOv2's 14 px patches at 224: 28 px)."""
+        sizes = encoder_sizes(encoder_config)
+        side, patch = sizes["image_size"], int(encoder_config.patch_size)
+        cells = [m for m in range(patch, side + 1, patch) if side % m == 0 and side // m >= 2] or [patch]
+        return {"backbone": "auto", "mask_patch_size": min(cells, key=lambda m: (abs(m - 32), m))}
+
+    @property
     def expected_encoder_stride(self) -> int:
         encoder = self.encoder_config
+        if self.backbone == "auto":
+            return output_stride(encoder)
         if self.backbone in ("vit", "beit"):
             return encoder.patch_size
         return encoder.patch_size * 2 ** (len(encoder.depths) - 1)
@@ -286,6 +324,8 @@ class SimMIMConfig(PreTrainedConfig):
     def hidden_size(self) -> int:
         """Width of the final feature map (the head's input)."""
         encoder = self.encoder_config
+        if self.backbone == "auto":
+            return encoder_sizes(encoder)["hidden_size"]
         if self.backbone in ("vit", "beit"):
             return encoder.hidden_size
         return int(encoder.embed_dim * 2 ** (len(encoder.depths) - 1))

@@ -17,6 +17,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClass
 from transformers.models.vit.modeling_vit import ViTEmbeddings
 from transformers.utils import ModelOutput
 
+from ...backbones import BackboneEncoder, BackboneMixin
 from ...losses import color_bins, simmim_loss, upsample_patch_mask
 from ...modeling_utils import (
     ClassifierMixin,
@@ -24,6 +25,7 @@ from ...modeling_utils import (
     ResolutionMixin,
     check_bool_masked_pos,
     fc_norm_pool,
+    kept_swin_windows,
     normalization,
     pool_tokens,
 )
@@ -55,7 +57,7 @@ class SimMIMForMaskedImageModelingOutput(ModelOutput):
     hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
-class SimMIMPreTrainedModel(ResolutionMixin, PreTrainedModel):
+class SimMIMPreTrainedModel(ResolutionMixin, BackboneMixin, PreTrainedModel):
     config_class = SimMIMConfig
     config: SimMIMConfig
     base_model_prefix = "simmim"
@@ -94,6 +96,9 @@ class SimMIMModel(SimMIMPreTrainedModel):
             config.encoder_config._attn_implementation = config._attn_implementation
         if config.backbone == "vit":
             self.encoder = MaskedViTEncoder(config.encoder_config, use_mask_token=use_mask_token)
+        elif config.backbone == "auto":  # the released class of a backbone (continued pretraining)
+            self.encoder = BackboneEncoder(config.encoder_config, use_mask_token,
+                                           initializer_range=config.initializer_range)  # fmt: skip
         elif config.backbone == "beit":
             # BeitModel takes its mask token from its config: a private copy keeps the saved config unchanged
             encoder_config = copy.deepcopy(config.encoder_config)
@@ -114,13 +119,10 @@ class SimMIMModel(SimMIMPreTrainedModel):
     def get_input_embeddings(self) -> nn.Module:
         return self.encoder.embeddings.patch_embeddings
 
-    def _swin_layers(self) -> list[nn.Module]:
-        return [m for m in self.encoder.modules() if hasattr(m, "set_shift_and_window_size")]
-
     def feature_map(self, last_hidden_state: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        """Encoder tokens -> ``[B, D, H / stride, W / stride]`` (ViT drops ``[CLS]``)."""
+        """Encoder tokens -> ``[B, D, H / stride, W / stride]`` (``[CLS]`` dropped where there is one)."""
         stride = self.config.encoder_stride
-        tokens = last_hidden_state[:, 1:] if self.config.backbone in ("vit", "beit") else last_hidden_state
+        tokens = last_hidden_state[:, 1:] if self.config.has_cls_token else last_hidden_state
         batch, length, dim = tokens.shape
         return tokens.transpose(1, 2).reshape(batch, dim, height // stride, width // stride)
 
@@ -147,16 +149,16 @@ class SimMIMModel(SimMIMPreTrainedModel):
                 "reconstruction matches the input."
             )
         hidden = bool(output_hidden_states or self.config.output_hidden_states)
-        if self.config.backbone == "vit":
-            fc_norm = self.config.use_fc_norm
+        if self.config.backbone in ("vit", "auto"):
+            fc_norm, cls = self.config.use_fc_norm, self.config.has_cls_token
             sequence, hidden_states = self.encoder(
                 pixel_values, bool_masked_pos, interpolate_pos_encoding, hidden or fc_norm
             )
             if fc_norm:  # the last hidden state is the final block's output, before the LayerNorm
-                pooled = fc_norm_pool(hidden_states[-1], self.encoder.layernorm)
+                pooled = fc_norm_pool(hidden_states[-1], self.encoder.layernorm, has_cls_token=cls)
                 hidden_states = hidden_states if hidden else None
             else:
-                pooled = pool_tokens(sequence, self.config.pooling)
+                pooled = pool_tokens(sequence, self.config.pooling, has_cls_token=cls)
         elif self.config.backbone == "beit":
             patch = self.config.patch_size
             if bool_masked_pos is not None:
@@ -188,19 +190,13 @@ class SimMIMModel(SimMIMPreTrainedModel):
                     f"(encoder_stride {self.config.encoder_stride} x window_size)."
                 )
             weight = self.encoder.embeddings.patch_embeddings.projection.weight
-            # transformers' SwinLayer shrinks its window (and drops its shift) for the first input smaller than
-            # the window and keeps it for every later call: restore both after each forward
-            windows = [(layer, layer.window_size, layer.shift_size) for layer in self._swin_layers()]
-            try:
+            with kept_swin_windows(self.encoder):
                 out = self.encoder(
                     pixel_values.to(weight.dtype),
                     bool_masked_pos=bool_masked_pos,
                     interpolate_pos_encoding=bool(interpolate_pos_encoding) or (height, width) != (size, size),
                     output_hidden_states=hidden,
                 )
-            finally:
-                for layer, window, shift in windows:
-                    layer.window_size, layer.shift_size = window, shift
             sequence, hidden_states = out.last_hidden_state, out.hidden_states
             pooled = pool_tokens(sequence, "mean", has_cls_token=False)
         out = BaseModelOutputWithPooling(last_hidden_state=sequence, pooler_output=pooled, hidden_states=hidden_states)
