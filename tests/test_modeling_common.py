@@ -93,3 +93,32 @@ def test_an_attention_kernel_that_cannot_run_is_refused_by_name(tmp_path):
         Pretrainer(spec.pretraining_class(spec.tiny_config()), args, train_dataset=[])
     with pytest.raises(ValueError, match="--attn_implementation must be one of"):
         PretrainingArguments(attn_implementation="fast")
+
+
+@pytest.mark.parametrize("method", list_models())
+def test_flex_attention_gives_the_eager_loss(method):
+    """#24: every method declares the kernels of transformers' ViT blocks (sdpa, flash, flex); flex runs forward on
+    CPU (its backward needs a GPU) and gives eager mode's loss."""
+    spec = get_model_spec(method)
+    config = spec.tiny_config()
+    losses = []
+    for kernel in ("eager", "flex_attention"):
+        torch.manual_seed(0)
+        model = spec.pretraining_class(config).eval()
+        model.set_attn_implementation(kernel)
+        batch = {"pixel_values": torch.randn(2, 3, config.image_size, config.image_size, generator=torch.Generator().manual_seed(1)),
+                 **spec.pretraining_inputs(model.config, 2, torch.Generator().manual_seed(2))}  # fmt: skip
+        with torch.no_grad():
+            losses.append(model(**batch).loss)
+    torch.testing.assert_close(losses[1], losses[0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("preset", ["swin-test", "beit-test"])
+def test_simmim_encoders_without_flex_refuse_it_by_name(preset):
+    """SimMIM declares flex for its ViT; transformers' Swin and BEiT classes do not support it and say so."""
+    from hf_mim import SimMIMConfig, SimMIMForMaskedImageModeling
+    from hf_mim.training.builders import set_attention
+
+    model = SimMIMForMaskedImageModeling(SimMIMConfig.from_preset(preset))
+    with pytest.raises(ValueError, match=r"--attn_implementation flex_attention: .*(Swin|Beit)Model does not support"):
+        set_attention(model, "flex_attention")

@@ -240,3 +240,24 @@ def test_swin_small_inputs_are_refused_without_breaking_the_model_and_any_dtype_
         for dtype in (torch.bfloat16, torch.float16):
             assert model(x.to(dtype)).reconstruction.shape == (1, 3, 32, 32)
         assert model(torch.randint(0, 255, (1, 3, 32, 32), dtype=torch.uint8)).reconstruction.dtype == torch.float32
+
+
+def test_switching_attention_reaches_the_vit_encoder_without_transformers_warning():
+    """SimMIM's own ViT encoder is a plain module; transformers set its config "in the dark" with a warning of undefined
+    behaviour. The kernel now reaches every attention module, and nothing is logged."""
+    import logging
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("transformers.modeling_utils")
+    logger.addHandler(handler)
+    try:
+        model = SimMIMForMaskedImageModeling(SimMIMConfig.from_preset("vit-test"))
+        for kernel in ("eager", "sdpa"):
+            model.set_attn_implementation(kernel)
+            kernels = {m.config._attn_implementation for m in model.modules() if type(m).__name__ == "ViTAttention"}
+            assert kernels == {kernel} and model.config.encoder_config._attn_implementation == kernel
+    finally:
+        logger.removeHandler(handler)
+    assert not [r for r in records if "without finding the associated sub-model" in r.getMessage()]

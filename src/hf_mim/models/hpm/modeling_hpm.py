@@ -187,6 +187,8 @@ class HPMPreTrainedModel(ResolutionMixin, BackboneMixin, PreTrainedModel):
     input_modalities = ("image",)
     supports_gradient_checkpointing = True
     _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
     _supports_attention_backend = True
     _no_split_modules = ["ViTBlock"]
     #: MAE's fixed sin-cos tables: recomputed for another grid, never interpolated

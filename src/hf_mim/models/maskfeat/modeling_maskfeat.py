@@ -78,6 +78,7 @@ class MaskFeatPreTrainedModel(ResolutionMixin, BackboneMixin, PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _supports_flash_attn = True
+    _supports_flex_attn = True
     _supports_attention_backend = True
     _no_split_modules = ["ViTEmbeddings", "ViTBlock"]
 

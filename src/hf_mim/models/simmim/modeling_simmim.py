@@ -65,8 +65,26 @@ class SimMIMPreTrainedModel(ResolutionMixin, BackboneMixin, PreTrainedModel):
     input_modalities = ("image",)
     supports_gradient_checkpointing = True
     _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
     _supports_attention_backend = True
     _no_split_modules = ["ViTEmbeddings", "ViTBlock", "SwinStage", "BeitLayer"]
+
+    def set_attn_implementation(self, attn_implementation) -> None:
+        """transformers' ``set_attn_implementation``, which also reaches SimMIM's own ViT encoder: that encoder is a
+        plain module reading ``config.encoder_config``, which transformers would set "in the dark" with a warning of
+        undefined behaviour. The encoder's config gets the requested kernel first and the validated one after."""
+        encoder_config = self.config.encoder_config
+        previous = encoder_config._attn_implementation
+        if isinstance(attn_implementation, str):
+            encoder_config._attn_implementation = attn_implementation
+        try:
+            super().set_attn_implementation(attn_implementation)
+        except BaseException:
+            encoder_config._attn_implementation = previous
+            raise
+        if self.config.backbone == "vit":
+            encoder_config._attn_implementation = self.config._attn_implementation
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
