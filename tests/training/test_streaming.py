@@ -135,6 +135,20 @@ def test_a_streamed_run_stopped_and_resumed_equals_an_uninterrupted_one(sorted_p
     assert losses == [json.loads(line)["loss"] for line in (split / "train_log.jsonl").read_text().splitlines()]
 
 
+def test_a_resume_with_another_shuffle_buffer_or_row_limit_is_refused(sorted_parquet, tmp_path):
+    """Another buffer reorders the stream, another row limit changes it: replaying the saved row counts would then
+    repeat or skip rows, so the run fingerprint refuses, naming what differs."""
+    from hf_mim.training.checkpointing import CheckpointError
+
+    out = tmp_path / "run"
+    pretrain.main(_stream_args(out, sorted_parquet, "--max_steps", "4", "--stop_after_steps", "1"))
+    for extra, changed in ((["--shuffle_buffer_size", "5"], "shuffle_buffer_size: 10000 -> 5"),
+                           (["--max_train_samples", "40"], "max_train_samples: None -> 40")):  # fmt: skip
+        with pytest.raises(CheckpointError, match=changed):
+            pretrain.main(_stream_args(out, sorted_parquet, "--max_steps", "4", "--resume_from_checkpoint", "latest",
+                                       *extra))  # fmt: skip
+
+
 def test_two_gloo_processes_stream_their_own_shards_and_resume_exactly(sorted_parquet, tmp_path):
     """`torchrun --nproc_per_node 2` with 2 workers each: an uninterrupted run and a run stopped at step 3 and resumed
     end with the same weights on both processes; each process saved its own stream state."""

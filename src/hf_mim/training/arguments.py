@@ -84,7 +84,8 @@ class PretrainingArguments:
     shuffle_buffer_size: int = field(
         default=10_000,
         **_help("streams: examples in the shuffle buffer (seeded, reshuffled every epoch; datasets' "
-                "IterableDataset.shuffle also shuffles the shard order); 0 streams in stored order"),
+                "IterableDataset.shuffle also shuffles the shard order); 0: no buffer, the stored order in the first "
+                "epoch"),
     )  # fmt: skip
     # -- optimisation (None: from the recipe, else the CPU demo's defaults) ----------------------------------
     recipe: str | None = field(

@@ -80,6 +80,11 @@ def run_fingerprint(plan: ResolvedPretraining, config, description: str, num_pro
                    "per_device_train_batch_size": plan.values["per_device_train_batch_size"],
                    "gradient_accumulation_steps": plan.args.gradient_accumulation_steps,
                    "num_processes": num_processes}  # fmt: skip
+    # what selects and orders the rows; recorded only when set, so checkpoints of runs that predate them still match
+    a = plan.args
+    data = {"max_train_samples": a.max_train_samples,
+            "shuffle_buffer_size": a.shuffle_buffer_size if a.streaming else None}  # fmt: skip
+    fingerprint.update({key: value for key, value in data.items() if value is not None})
     return json.loads(json.dumps(fingerprint, default=str))  # as it reads back from run.json and checkpoints
 
 

@@ -60,14 +60,15 @@ def stream_split_warnings(num_shards: int, num_processes: int, num_workers: int)
 
 
 def prepare_stream(stream, image_column: str, seed: int, buffer_size: int, rank: int = 0, num_processes: int = 1):
-    """The part of ``stream`` one process trains on: its image column, still encoded, shuffled (``buffer_size`` 0
-    keeps the stored order) and split across processes.
+    """The part of ``stream`` one process trains on: its image column, still encoded, shuffled and split across
+    processes.
 
     Args:
         stream: A ``datasets.IterableDataset``.
         image_column: The image column.
         seed: The shuffle seed; epoch ``e`` shuffles with ``seed + e``.
-        buffer_size: Size of the shuffle buffer (``--shuffle_buffer_size``) of each worker.
+        buffer_size: Size of the shuffle buffer (``--shuffle_buffer_size``) of each worker; 0: no buffer, and the
+            stored order in the first epoch (``datasets`` still reorders the shards from the second epoch on).
         rank: This process's index.
         num_processes: The number of processes.
     """
