@@ -46,6 +46,8 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_train_step import SIZES, build, step_fn  # noqa: E402
 
+from hf_mim.training.builders import compile_model  # noqa: E402  (the Pretrainer's compile: eager's random numbers)
+
 #: The tiny CPU mode's models: small enough that the whole check runs in seconds.
 SIZES = {**SIZES, "micro-32": dict(image=32, patch=8, hidden=64, layers=2, heads=2, dec_hidden=32, dec_layers=1,
                                    dec_heads=2, batch=8, cell=8)}  # fmt: skip
@@ -118,9 +120,6 @@ def _profile_table(step, device, rows: int = 12) -> str:
 
 def check_steps(args, device, dtype, budget: Budget) -> dict:
     """Part 1 and 2: step time, images / s, memory and MFU per model and attention variant; the HOG share."""
-    import torch._inductor.config as inductor_config
-
-    inductor_config.fallback_random = True  # compiled models draw masks as eager ones do (as the Pretrainer sets)
     size = dict(SIZES[args.size])
     batch = args.batch or size["batch"]
     torch.manual_seed(0)
@@ -151,7 +150,7 @@ def check_steps(args, device, dtype, budget: Budget) -> dict:
                     raise RuntimeError("flash attention needs a CUDA GPU")
                 copy = deepcopy(model)  # one model per variant: their timings can then be interleaved
                 copy.set_attn_implementation("sdpa" if variant == "compile" else variant)
-                runnable = torch.compile(copy, backend=args.compile_backend) if variant == "compile" else copy
+                runnable = compile_model(copy, args.compile_backend) if variant == "compile" else copy
                 optimizer = torch.optim.AdamW([p for p in copy.parameters() if p.requires_grad], lr=1e-4,
                                               fused=device.type == "cuda" or None)  # fmt: skip
                 step = step_fn(runnable, optimizer, pixel_values, extra, dtype)

@@ -11,7 +11,7 @@ pieces, the papers' recipes and fine-tuning.
 """
 
 from .arguments import PretrainingArguments
-from .builders import build_config, build_image_processor, build_model, shard_model
+from .builders import build_config, build_image_processor, build_model, compile_model, shard_model
 from .data import (
     SeededTransformDataset,
     default_image_dataset,
@@ -52,6 +52,7 @@ __all__ = [
     "resolve_pretraining",
     "run_fingerprint",
     "scaled_learning_rate",
+    "compile_model",
     "shard_model",
     "truncate_log",
 ]

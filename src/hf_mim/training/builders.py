@@ -16,6 +16,7 @@ __all__ = [
     "build_config",
     "build_image_processor",
     "build_model",
+    "compile_model",
     "load_checkpoint_config",
     "set_attention",
     "reconcile_normalization",
@@ -113,6 +114,20 @@ def reconcile_normalization(config, processor) -> None:
             raise ValueError(f"The image processor normalises with {name}={used}, but the model config records "
                              f"{name}={list(recorded)}: build the processor from the config "
                              "(`from_model_config`) or set the config's statistics to the data's.")  # fmt: skip
+
+
+def compile_model(model: nn.Module, backend: str | None = None, mode: str | None = None) -> nn.Module:
+    """``torch.compile(model)`` (``backend`` default inductor) whose random numbers match eager mode's.
+
+    Random ops inside the graph (HPM / MAE's random masking) then draw from torch's generator as in eager mode
+    (inductor's ``fallback_random``; inductor's own generator draws other numbers), so a compiled run masks the same
+    patches as an eager one and resumes exactly. The setting is process-wide.
+    """
+    import torch
+    from torch._inductor import config as inductor_config
+
+    inductor_config.fallback_random = True
+    return torch.compile(model, backend=backend or "inductor", mode=mode)
 
 
 def set_attention(model, attn_implementation: str | None, flag: str = "--attn_implementation") -> None:

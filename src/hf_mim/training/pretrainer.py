@@ -22,7 +22,6 @@ from typing import Any
 
 import datasets
 import torch
-import torch._inductor.config as inductor_config
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.utils import DataLoaderConfiguration, DistributedType, set_seed
@@ -36,7 +35,7 @@ from ..hub import push_folder, render_model_card
 from ..registry import get_model_spec
 from . import checkpointing
 from .arguments import PretrainingArguments
-from .builders import reconcile_normalization, set_attention
+from .builders import compile_model, reconcile_normalization, set_attention
 from .data import SeededTransformDataset, drop_corrupt_images, find_image_column, truncate_log
 from .optimization import build_lr_scheduler, param_groups
 from .pictures import pretraining_picture
@@ -255,10 +254,7 @@ class Pretrainer:
         )  # fmt: skip
         model = self.model
         if a.torch_compile:
-            # random ops inside the graph (HPM/MAE's random masking) draw from torch's generator as in eager mode, so
-            # a compiled run masks the same patches as an eager one and resumes exactly (inductor's own RNG differs)
-            inductor_config.fallback_random = True
-            model = torch.compile(model, backend=a.torch_compile_backend or "inductor", mode=a.torch_compile_mode)
+            model = compile_model(model, a.torch_compile_backend, a.torch_compile_mode)
         if self.streaming:  # each process reads its own part of the stream (see _stream_reader): nothing to dispatch
             model, optimizer = accelerator.prepare(model, optimizer)
         else:
