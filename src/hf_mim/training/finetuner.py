@@ -54,7 +54,9 @@ class FinetuneArguments:
     data_files: list[str] | None = field(
         default=None, metadata={"help": "parquet / arrow / WebDataset .tar training files (glob patterns allowed)"}
     )
-    validation_files: list[str] | None = field(default=None, metadata={"help": "parquet / arrow validation files"})
+    validation_files: list[str] | None = field(
+        default=None, metadata={"help": "parquet / arrow / WebDataset .tar validation files (glob patterns allowed)"}
+    )
     validation_split_percentage: float = field(
         default=10.0, metadata={"help": "held out when there is no validation split"}
     )
@@ -216,7 +218,8 @@ def finetune(args: FinetuneArguments, train_args: TrainingArguments, explicit: s
         raise ValueError(f"--model_name_or_path {args.model_name_or_path} is a plain transformers "
                          f"{class_name(method)}, not an hf_mim checkpoint: hf-mim finetune evaluates it with --knn "
                          "(no --recipe), e.g. as the baseline of a continued pretraining; to train it, continue its "
-                         "pretraining with hf-mim pretrain --init_from, or fine-tune transformers' own classes.")  # fmt: skip    # resolved copies: nothing the caller passed is changed
+                         "pretraining with hf-mim pretrain --init_from, or fine-tune transformers' own classes.")  # fmt: skip
+    # resolved copies: nothing the caller passed is changed
     args, train_args, recipe = resolve_finetune_recipe(args, train_args, method, getattr(pretrained, "backbone", None),
                                                        explicit)  # fmt: skip
     # another resolution or window is checked against the checkpoint before any data is read
