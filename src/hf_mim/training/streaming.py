@@ -23,15 +23,12 @@ neither is used). The cost is reading the consumed part of the current epoch aga
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["StreamBatches", "StreamReader", "prepare_stream", "stream_split_warnings"]
 
